@@ -1,0 +1,88 @@
+"""`python -m gas <command>`: provision, status, and the local stack.
+
+provision [--wait]   create every AWS resource (idempotent)
+status [--json]      queue depths and job counts: the operator's first look
+stack                the whole local stack (what `make run` starts)
+emulator             the AWS emulator, provisioned (a Procfile entry of the stack)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+from gas import aws
+from gas.log import configure_logging
+from gas.settings import Settings, SettingsError, load_settings
+
+log = logging.getLogger("gas")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m gas", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    p = commands.add_parser("provision", help="create every AWS resource (idempotent)")
+    p.add_argument(
+        "--wait",
+        action="store_true",
+        help="wait (with backoff) until AWS answers, never fail on it",
+    )
+    s = commands.add_parser("status", help="queue depths and job counts")
+    s.add_argument("--json", action="store_true", help="machine-readable output")
+    commands.add_parser("stack", help="run the whole local stack (make run)")
+    commands.add_parser("emulator", help="run the AWS emulator and provision it")
+    args = parser.parse_args(argv)
+
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"gas {args.command}: configuration error: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(args.command, settings.log_level)
+
+    if args.command == "stack":
+        from gas.localstack import run_stack
+
+        run_stack(settings)
+    if args.command == "emulator":
+        from gas.localstack import run_emulator
+
+        run_emulator(settings)
+        return 0
+    try:
+        return (
+            _provision(settings, args.wait)
+            if args.command == "provision"
+            else _status(settings, args.json)
+        )
+    except aws.UNREACHABLE:
+        where = settings.aws_endpoint_url or f"AWS ({settings.aws_region})"
+        hint = " (is `make run` running?)" if settings.aws_endpoint_url else ""
+        print(f"gas {args.command}: cannot reach {where}{hint}", file=sys.stderr)
+        return 1
+
+
+def _provision(settings: Settings, wait: bool) -> int:
+    from gas.provision import provision
+
+    if wait:
+        sqs = aws.client(settings, "sqs")
+        aws.retry_until_reachable(sqs.list_queues, "AWS", settings)
+    changes = provision(settings)
+    changed = sum(c.action != "unchanged" for c in changes)
+    print(f"{len(changes)} resources, {changed} created or updated")
+    return 0
+
+
+def _status(settings: Settings, as_json: bool) -> int:
+    from gas.status import render, report
+
+    data = report(settings)
+    print(json.dumps(data, indent=2) if as_json else render(data))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

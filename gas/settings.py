@@ -1,0 +1,202 @@
+"""The one settings object every GAS process reads, and how it is loaded.
+
+Each field is read from a `GAS_<FIELD>` environment variable. Defaults for an
+environment live in `config/<GAS_ENV>.env` (committed, no secrets); the process
+environment always wins over the file. `GAS_ENV=local` points every AWS client
+at the emulator; `GAS_ENV=aws` uses the default credential chain and no
+endpoint override. A missing or malformed value stops the process at start
+with a message naming the variable.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG_DIR = ROOT / "config"
+PREFIX = "GAS_"
+
+Env = Literal["local", "aws"]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+
+
+class SettingsError(Exception):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+def _doc(text: str, **kwargs: typing.Any) -> typing.Any:
+    return field(metadata={"doc": text}, **kwargs)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """Typed configuration of a GAS process. Build it with `load_settings()`."""
+
+    env: Env = _doc(
+        "`local` (the emulator) or `aws` (real AWS, default credential chain); picks "
+        "config/<env>.env for defaults",
+        default="local",
+    )
+    aws_region: str = _doc("AWS region of every resource")
+    web_url: str = _doc("public origin of the web app (CORS for uploads, links in emails)")
+    ses_sender: str = _doc("verified SES sender address of notification emails")
+    aws_endpoint_url: str = _doc(
+        "AWS emulator endpoint; required when GAS_ENV=local, must be empty when GAS_ENV=aws",
+        default="",
+    )
+    log_level: LogLevel = _doc("log level of every process", default="INFO")
+    web_bind: str = _doc("host:port gunicorn listens on", default="127.0.0.1:8080")
+    web_workers: int = _doc("gunicorn worker processes", default=2)
+
+    inputs_bucket: str = _doc("S3 bucket for uploaded VCFs", default="gas-inputs")
+    results_bucket: str = _doc("S3 bucket for annotated VCFs and logs", default="gas-results")
+    archive_bucket: str = _doc("S3 bucket for cold copies of results", default="gas-archive")
+
+    annotations_table: str = _doc("DynamoDB table of jobs", default="gas-annotations")
+    users_table: str = _doc("DynamoDB table of user profiles", default="gas-users")
+
+    job_requests_topic: str = _doc("SNS topic of job requests", default="gas-job-requests")
+    job_results_topic: str = _doc("SNS topic of finished jobs", default="gas-job-results")
+    storage_topic: str = _doc("SNS topic of typed archive/restore messages", default="gas-storage")
+
+    job_requests_queue: str = _doc("SQS queue the annotator polls", default="gas-job-requests")
+    job_results_queue: str = _doc("SQS queue notify polls", default="gas-job-results")
+    archive_queue: str = _doc("SQS queue archive polls", default="gas-archive")
+    restore_queue: str = _doc("SQS queue restore polls", default="gas-restore")
+    thaw_queue: str = _doc("SQS queue thaw polls", default="gas-thaw")
+
+    queue_visibility_timeout_s: int = _doc(
+        "visibility timeout of every queue: how long a failed message waits for redelivery",
+        default=60,
+    )
+    queue_max_receive_count: int = _doc(
+        "receives before a message moves to its dead-letter queue", default=5
+    )
+    worker_wait_s: int = _doc("SQS long-poll wait of the worker loop (0-20)", default=20)
+    worker_batch_size: int = _doc("messages a worker receives at once (1-10)", default=10)
+
+    @property
+    def queues(self) -> tuple[str, ...]:
+        """Every work queue, in pipeline order."""
+        return (
+            self.job_requests_queue,
+            self.job_results_queue,
+            self.archive_queue,
+            self.restore_queue,
+            self.thaw_queue,
+        )
+
+
+def env_name(field_name: str) -> str:
+    """The environment variable that carries a settings field."""
+    return PREFIX + field_name.upper()
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """Parse a dotenv-style file: `KEY=value` lines, `#` comments, optional quotes."""
+    values: dict[str, str] = {}
+    for number, raw in enumerate(path.read_text().splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.removeprefix("export ").partition("=")
+        if not sep or not key.strip():
+            raise SettingsError(f"{path}:{number}: expected KEY=value, got {raw!r}")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            value = value[1:-1]
+        values[key.strip()] = value
+    return values
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Build settings from `config/<GAS_ENV>.env` overlaid by the environment."""
+    environ = os.environ if environ is None else environ
+    env = environ.get(env_name("env"), "local")
+    if env not in typing.get_args(Env):
+        raise SettingsError(f"{env_name('env')} must be one of local, aws; got {env!r}")
+    defaults_file = CONFIG_DIR / f"{env}.env"
+    values = read_env_file(defaults_file) if defaults_file.exists() else {}
+    values.update({k: v for k, v in environ.items() if k.startswith(PREFIX)})
+    values[env_name("env")] = env
+    return settings_from(values)
+
+
+def settings_from(values: Mapping[str, str]) -> Settings:
+    """Build and validate settings from `GAS_*` values (no files, no process environment)."""
+    hints = typing.get_type_hints(Settings)
+    kwargs: dict[str, typing.Any] = {}
+    for f in dataclasses.fields(Settings):
+        name = env_name(f.name)
+        raw = values.get(name)
+        if raw is None:
+            if f.default is dataclasses.MISSING:
+                raise SettingsError(f"{name} is required: {f.metadata['doc']}")
+            continue
+        kwargs[f.name] = _parse(name, raw.strip(), hints[f.name])
+    settings = Settings(**kwargs)
+    _check(settings)
+    return settings
+
+
+def _parse(name: str, raw: str, kind: typing.Any) -> typing.Any:
+    if typing.get_origin(kind) is Literal:
+        choices = typing.get_args(kind)
+        if raw not in choices:
+            raise SettingsError(f"{name} must be one of {', '.join(choices)}; got {raw!r}")
+        return raw
+    if kind is int:
+        try:
+            return int(raw)
+        except ValueError:
+            raise SettingsError(f"{name} must be an integer; got {raw!r}") from None
+    if kind is float:
+        try:
+            return float(raw)
+        except ValueError:
+            raise SettingsError(f"{name} must be a number; got {raw!r}") from None
+    if kind is bool:
+        if raw.lower() in ("1", "true", "yes", "on"):
+            return True
+        if raw.lower() in ("0", "false", "no", "off"):
+            return False
+        raise SettingsError(f"{name} must be true or false; got {raw!r}")
+    if kind is str or isinstance(kind, types.UnionType):
+        return raw
+    raise TypeError(f"no parser for {name} of type {kind!r}")
+
+
+def _check(s: Settings) -> None:
+    """Rules across fields, each naming the variable to fix."""
+    if s.env == "local" and not s.aws_endpoint_url:
+        raise SettingsError(f"{env_name('aws_endpoint_url')} is required when GAS_ENV=local")
+    if s.env == "aws" and s.aws_endpoint_url:
+        raise SettingsError(f"{env_name('aws_endpoint_url')} must be empty when GAS_ENV=aws")
+    for name in ("aws_endpoint_url", "web_url"):
+        url = getattr(s, name)
+        if url and not url.startswith(("http://", "https://")):
+            raise SettingsError(f"{env_name(name)} must be an http(s) URL; got {url!r}")
+    host, _, port = s.web_bind.rpartition(":")
+    if not host or not port.isdigit():
+        raise SettingsError(f"{env_name('web_bind')} must be host:port; got {s.web_bind!r}")
+    if s.web_workers < 1:
+        raise SettingsError(f"{env_name('web_workers')} must be at least 1")
+    if not 0 <= s.worker_wait_s <= 20:
+        raise SettingsError(f"{env_name('worker_wait_s')} must be 0-20; got {s.worker_wait_s}")
+    if not 1 <= s.worker_batch_size <= 10:
+        raise SettingsError(
+            f"{env_name('worker_batch_size')} must be 1-10; got {s.worker_batch_size}"
+        )
+    if not 1 <= s.queue_max_receive_count <= 1000:
+        raise SettingsError(f"{env_name('queue_max_receive_count')} must be 1-1000")
+    if not 0 <= s.queue_visibility_timeout_s <= 43200:
+        raise SettingsError(f"{env_name('queue_visibility_timeout_s')} must be 0-43200")
+    if "@" not in s.ses_sender:
+        raise SettingsError(f"{env_name('ses_sender')} must be an email address")

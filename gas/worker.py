@@ -1,0 +1,349 @@
+"""The one long-poll worker loop every GAS daemon runs.
+
+A daemon is a handler for one message plus `serve(...)`. The loop:
+- long-polls its queue (20 s) for up to 10 messages, never holding more than it
+  can work on soon (`batch_size`), so other instances of the daemon get the rest;
+- calls the handler once per message on `concurrency` threads;
+- deletes a message when its handler returns, and leaves it when the handler
+  raises: it becomes visible again after the queue's visibility timeout, and the
+  queue's redrive policy moves it to the dead-letter queue after 5 receives;
+- keeps every held message invisible while it waits or runs (a heartbeat that
+  extends the visibility timeout), so a long job is never delivered twice;
+- on SIGTERM/SIGINT stops receiving at once (an open long poll is abandoned),
+  hands back messages it has not started, finishes the ones in flight, exits 0.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any, NoReturn
+
+from botocore.exceptions import ClientError
+
+from gas import aws
+from gas.log import configure_logging, log_context
+from gas.settings import Settings, SettingsError, load_settings
+
+log = logging.getLogger(__name__)
+
+MAX_SQS_BATCH = 10
+MISSING_QUEUE = frozenset({"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"})
+
+
+@dataclass(frozen=True)
+class Message:
+    """One received SQS message, its JSON body already parsed."""
+
+    message_id: str
+    receipt_handle: str
+    body: dict[str, Any]
+    receive_count: int
+    attributes: dict[str, str] = field(default_factory=dict)
+    malformed: str | None = None  # why the body could not be parsed, if it could not
+
+    @property
+    def type(self) -> str | None:
+        """The message's type: the body's `type`, else the SNS `type` attribute."""
+        return self.body.get("type") or self.attributes.get("type")
+
+
+Handler = Callable[[Message], None]
+
+
+class MalformedMessage(ValueError):
+    """The body is not a JSON object: no handler can succeed, so it will dead-letter."""
+
+
+class _AbandonPoll(BaseException):
+    """Raised by the signal handler to abandon an open long poll (not an Exception:
+    botocore's retry logic must not catch it)."""
+
+
+@dataclass
+class _Held:
+    message_id: str
+    receipt_handle: str
+    future: Future[None] | None = None
+
+
+class Worker:
+    """Runs `handler` for each message of `queue_name` until asked to stop."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        queue_name: str,
+        handler: Handler,
+        *,
+        concurrency: int = 1,
+        batch_size: int | None = None,
+        wait_s: int | None = None,
+    ) -> None:
+        self.settings = settings
+        self.queue_name = queue_name
+        self.handler = handler
+        self.concurrency = concurrency
+        self.batch_size = min(MAX_SQS_BATCH, batch_size or settings.worker_batch_size)
+        self.wait_s = settings.worker_wait_s if wait_s is None else wait_s
+        self.sqs = aws.client(settings, "sqs")
+        self.stopping = threading.Event()
+        self._held: dict[str, _Held] = {}
+        self._lock = threading.Lock()
+        self._slot_freed = threading.Condition(self._lock)
+        self._polling = False
+        self._finished = threading.Event()
+        self.queue_url = ""
+        self.visibility_timeout_s = settings.queue_visibility_timeout_s
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        """Stop receiving; in-flight messages finish. Safe to call from any thread."""
+        self.stopping.set()
+        with self._lock:
+            self._slot_freed.notify_all()
+
+    def install_signal_handlers(self) -> None:
+        """SIGTERM and SIGINT stop the loop; a long poll in progress is abandoned."""
+
+        def on_signal(signum: int, _frame: FrameType | None) -> None:
+            log.info("%s received: stopping", signal.Signals(signum).name)
+            self.request_stop()
+            if self._polling:
+                raise _AbandonPoll
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+
+    def run(self) -> None:
+        """Poll and handle until stopped, then drain what is in flight."""
+        with log_context(queue=self.queue_name):
+            try:
+                self._connect()
+            except aws.Stopped:
+                log.info("stopped before the queue was reachable")
+                return
+            log.info(
+                "worker started",
+                extra={
+                    "concurrency": self.concurrency,
+                    "batch_size": self.batch_size,
+                    "visibility_timeout_s": self.visibility_timeout_s,
+                },
+            )
+            heartbeat = threading.Thread(target=self._heartbeat, name="heartbeat", daemon=True)
+            heartbeat.start()
+            with ThreadPoolExecutor(self.concurrency, thread_name_prefix="handler") as pool:
+                while not self.stopping.is_set():
+                    room = self._wait_for_room()
+                    try:
+                        messages = self._poll(room) if room else []
+                    except _AbandonPoll:
+                        messages = []
+                    for message in messages:
+                        self._start(pool, message)
+                self._hand_back_unstarted()
+            self._finished.set()
+            log.info("worker stopped")
+
+    # -- receiving -------------------------------------------------------------------------
+
+    def _connect(self) -> None:
+        def resolve() -> None:
+            self.queue_url = self.sqs.get_queue_url(QueueName=self.queue_name)["QueueUrl"]
+            attrs = self.sqs.get_queue_attributes(
+                QueueUrl=self.queue_url, AttributeNames=["VisibilityTimeout"]
+            )["Attributes"]
+            self.visibility_timeout_s = int(attrs["VisibilityTimeout"])
+
+        aws.retry_until_reachable(
+            resolve,
+            f"queue {self.queue_name}",
+            self.settings,
+            stop=self.stopping,
+            retry_codes=MISSING_QUEUE,
+        )
+
+    def _wait_for_room(self) -> int:
+        """How many messages we may take now; waits while every slot is held."""
+        with self._lock:
+            while len(self._held) >= self.batch_size and not self.stopping.is_set():
+                self._slot_freed.wait()
+            return 0 if self.stopping.is_set() else self.batch_size - len(self._held)
+
+    def _poll(self, room: int) -> list[Message]:
+        """One long poll. A signal during it raises _AbandonPoll (see install_signal_handlers)."""
+        try:
+            self._polling = True
+            if self.stopping.is_set():
+                return []
+            response = self.sqs.receive_message(
+                QueueUrl=self.queue_url,
+                MaxNumberOfMessages=room,
+                WaitTimeSeconds=self.wait_s,
+                MessageAttributeNames=["All"],
+                MessageSystemAttributeNames=["ApproximateReceiveCount"],
+            )
+        except (*aws.UNREACHABLE, ClientError) as exc:
+            self._recover(exc)
+            return []
+        finally:
+            self._polling = False
+        return [_parse(raw) for raw in response.get("Messages", [])]
+
+    def _recover(self, exc: Exception) -> None:
+        """A receive failed: wait (with backoff inside), re-resolving a vanished queue."""
+        log.warning("receive failed: %s", exc, extra={"error": type(exc).__name__})
+        try:
+            if aws.error_code(exc) in MISSING_QUEUE or isinstance(exc, aws.UNREACHABLE):
+                self._connect()
+            else:
+                self.stopping.wait(next(aws.backoff_delays(base=1)))
+        except aws.Stopped:
+            pass
+
+    # -- handling --------------------------------------------------------------------------
+
+    def _start(self, pool: ThreadPoolExecutor, message: Message) -> None:
+        held = _Held(message.message_id, message.receipt_handle)
+        with self._lock:
+            self._held[message.receipt_handle] = held
+        held.future = pool.submit(self._handle, message)
+
+    def _handle(self, message: Message) -> None:
+        body = message.body
+        with log_context(
+            queue=self.queue_name,
+            message_id=message.message_id,
+            job_id=body.get("job_id"),
+            user_id=body.get("user_id"),
+        ):
+            started = time.monotonic()
+            try:
+                if message.malformed:
+                    raise MalformedMessage(message.malformed)
+                self.handler(message)
+            except Exception:
+                log.exception(
+                    "handler failed; message left for redelivery",
+                    extra={"receive_count": message.receive_count},
+                )
+            else:
+                self._delete(message)
+                log.info(
+                    "message handled",
+                    extra={"duration_ms": round((time.monotonic() - started) * 1000, 1)},
+                )
+            finally:
+                with self._lock:
+                    self._held.pop(message.receipt_handle, None)
+                    self._slot_freed.notify_all()
+
+    def _delete(self, message: Message) -> None:
+        aws.retry_until_reachable(
+            lambda: self.sqs.delete_message(
+                QueueUrl=self.queue_url, ReceiptHandle=message.receipt_handle
+            ),
+            f"delete of message {message.message_id}",
+            self.settings,
+        )
+
+    # -- visibility ------------------------------------------------------------------------
+
+    def _heartbeat(self) -> None:
+        """Keep every held message invisible while it waits or runs."""
+        interval = max(1.0, self.visibility_timeout_s / 3)
+        while not self._finished.wait(interval):
+            with self._lock:
+                handles = list(self._held)
+            self._set_visibility(handles, self.visibility_timeout_s)
+
+    def _hand_back_unstarted(self) -> None:
+        """Make messages we received but never started visible to others at once."""
+        with self._lock:
+            unstarted = [h for h in self._held.values() if h.future and h.future.cancel()]
+            for held in unstarted:
+                del self._held[held.receipt_handle]
+        if unstarted:
+            self._set_visibility([h.receipt_handle for h in unstarted], 0)
+            log.info("handed back unstarted messages", extra={"count": len(unstarted)})
+
+    def _set_visibility(self, handles: list[str], seconds: int) -> None:
+        for start in range(0, len(handles), MAX_SQS_BATCH):
+            entries = [
+                {"Id": str(i), "ReceiptHandle": h, "VisibilityTimeout": seconds}
+                for i, h in enumerate(handles[start : start + MAX_SQS_BATCH])
+            ]
+            try:
+                result = self.sqs.change_message_visibility_batch(
+                    QueueUrl=self.queue_url, Entries=entries
+                )
+            except (ClientError, *aws.UNREACHABLE) as exc:
+                log.warning("visibility change failed: %s", exc)
+                continue
+            for failure in result.get("Failed", []):
+                # A message handled (and deleted) meanwhile no longer has a valid handle.
+                log.debug("visibility change refused: %s", failure)
+
+
+def _parse(raw: dict[str, Any]) -> Message:
+    text = raw.get("Body", "")
+    try:
+        body = json.loads(text)
+    except ValueError:
+        body = None
+    malformed = None
+    if not isinstance(body, dict):
+        body, malformed = {}, f"body is not a JSON object: {text[:200]!r}"
+    attributes = {
+        name: value["StringValue"]
+        for name, value in raw.get("MessageAttributes", {}).items()
+        if "StringValue" in value
+    }
+    return Message(
+        message_id=raw["MessageId"],
+        receipt_handle=raw["ReceiptHandle"],
+        body=body,
+        receive_count=int(raw.get("Attributes", {}).get("ApproximateReceiveCount", "1")),
+        attributes=attributes,
+        malformed=malformed,
+    )
+
+
+def log_received(_settings: Settings) -> Handler:
+    """A handler that only logs what it receives (a daemon whose work is still to come)."""
+
+    def handle(message: Message) -> None:
+        log.info("received", extra={"type": message.type, "body": message.body})
+
+    return handle
+
+
+def serve(
+    process: str,
+    queue: Callable[[Settings], str],
+    make_handler: Callable[[Settings], Handler],
+    *,
+    concurrency: Callable[[Settings], int] = lambda _: 1,
+) -> NoReturn:
+    """Entry point of a daemon: settings, logging, signals, then the loop until stopped."""
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        sys.exit(f"{process}: configuration error: {exc}")
+    configure_logging(process, settings.log_level)
+    worker = Worker(
+        settings, queue(settings), make_handler(settings), concurrency=concurrency(settings)
+    )
+    worker.install_signal_handlers()
+    worker.run()
+    sys.exit(0)

@@ -1,0 +1,46 @@
+"""`GET /healthz`: is this web process alive, and can it reach AWS (or the emulator)?
+
+Always 200 while the process serves requests (a load balancer must not cycle
+healthy web servers because a dependency is down); `status` says `degraded`
+and `aws.reachable` is false when AWS does not answer.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+from flask import Blueprint, current_app, jsonify
+from flask.typing import ResponseReturnValue
+
+from gas import aws
+from gas.settings import Settings
+
+bp = Blueprint("health", __name__)
+
+
+@bp.get("/healthz")
+def healthz() -> ResponseReturnValue:
+    settings: Settings = current_app.extensions["gas_settings"]
+    check = aws_reachability(settings)
+    return jsonify(status="ok" if check["reachable"] else "degraded", env=settings.env, aws=check)
+
+
+def aws_reachability(settings: Settings) -> dict[str, Any]:
+    """One fast SQS call: reachable, and whether the job queue is provisioned."""
+    sqs = aws.client(settings, "sqs", read_timeout=2, max_attempts=1)
+    started = time.monotonic()
+    result: dict[str, Any] = {
+        "endpoint": settings.aws_endpoint_url or f"AWS {settings.aws_region}",
+        "emulator": bool(settings.aws_endpoint_url),
+    }
+    try:
+        sqs.get_queue_url(QueueName=settings.job_requests_queue)
+        result.update(reachable=True, provisioned=True)
+    except ClientError as exc:  # it answered: reachable, but the queue is missing
+        result.update(reachable=True, provisioned=False, error=aws.error_code(exc))
+    except BotoCoreError as exc:
+        result.update(reachable=False, provisioned=False, error=type(exc).__name__)
+    result["latency_ms"] = round((time.monotonic() - started) * 1000, 1)
+    return result
