@@ -1,0 +1,147 @@
+"""`make run` as a newcomer runs it: every process up, healthy, and gone after SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+import requests
+
+from tests.conftest import ROOT, free_port, local_values, process_env, wait_until
+
+pytestmark = pytest.mark.integration
+
+DAEMONS = ("annotator", "notify", "archive", "restore", "thaw")
+
+
+def descendants(pid: int) -> set[int]:
+    """Every process below `pid` (honcho starts its children in sessions of their own)."""
+    table = subprocess.run(["ps", "-e", "-o", "pid=,ppid="], capture_output=True, text=True)
+    children: dict[int, list[int]] = {}
+    for line in table.stdout.splitlines():
+        child, parent = map(int, line.split())
+        children.setdefault(parent, []).append(child)
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.fixture
+def stack_values() -> dict[str, str]:
+    emulator, web = free_port(), free_port()
+    return local_values(
+        GAS_AWS_ENDPOINT_URL=f"http://127.0.0.1:{emulator}",
+        GAS_WEB_BIND=f"127.0.0.1:{web}",
+        GAS_WEB_URL=f"http://127.0.0.1:{web}",
+    )
+
+
+def test_make_run_starts_everything_and_sigterm_leaves_nothing_behind(stack_values, tmp_path):
+    log_path = tmp_path / "stack.log"
+    with log_path.open("w") as log:
+        make = subprocess.Popen(
+            ["make", "--no-print-directory", "run"],
+            cwd=ROOT,
+            env=process_env(stack_values),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        web = stack_values["GAS_WEB_URL"]
+
+        def healthy() -> dict | None:
+            try:
+                body = requests.get(f"{web}/healthz", timeout=2).json()
+            except (requests.ConnectionError, ValueError):
+                return None
+            return body if body["aws"]["provisioned"] else None
+
+        health = wait_until(healthy, timeout=90, interval=0.3, what="/healthz with provisioning")
+        assert health["status"] == "ok"
+        assert health["aws"]["reachable"] is True
+        assert health["aws"]["endpoint"] == stack_values["GAS_AWS_ENDPOINT_URL"]
+
+        def workers_started() -> bool:
+            lines = log_path.read_text().splitlines()
+            return all(
+                any(f" {d}.1 " in line and "worker started" in line for line in lines)
+                for d in DAEMONS
+            )
+
+        wait_until(workers_started, timeout=30, what="every daemon's worker loop")
+
+        status = subprocess.run(
+            [sys.executable, "-m", "gas", "status", "--json"],
+            cwd=ROOT,
+            env=process_env(stack_values),
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        report = json.loads(status.stdout)
+        assert [q["queue"] for q in report["queues"]] == [
+            "gas-job-requests",
+            "gas-job-results",
+            "gas-archive",
+            "gas-restore",
+            "gas-thaw",
+        ]
+        assert all(q["visible"] == 0 and q["dead_lettered"] == 0 for q in report["queues"])
+        assert report["jobs"]["PENDING"] == 0
+
+        processes = descendants(make.pid)
+        assert len(processes) >= 1 + 7  # honcho, emulator, web, five daemons (+ workers)
+        started = time.monotonic()
+        make.send_signal(signal.SIGTERM)
+        make.wait(15)
+        elapsed = time.monotonic() - started
+        wait_until(
+            lambda: not any(alive(p) for p in processes), timeout=2, what="every child to exit"
+        )
+        assert elapsed < 10, f"stack took {elapsed:.1f} s to stop"
+        output = log_path.read_text()
+        for name in ("emulator", "web", *DAEMONS):
+            assert f"{name}.1 stopped (rc=0)" in output
+        assert "Traceback" not in output
+    finally:
+        if make.poll() is None:
+            make.kill()
+        for pid in descendants(make.pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_a_taken_port_stops_the_stack_with_one_clear_line(stack_values):
+    host, port = stack_values["GAS_WEB_BIND"].split(":")
+    with socket.socket() as squatter:
+        squatter.bind((host, int(port)))
+        squatter.listen()
+        result = subprocess.run(
+            [sys.executable, "-m", "gas", "stack"],
+            cwd=ROOT,
+            env=process_env(stack_values),
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        f"error: port {port} on 127.0.0.1 (web) is already in use: "
+        "stop whatever listens there (another `make run`?) and try again"
+    )
