@@ -15,7 +15,7 @@ import sys
 
 from gas import aws
 from gas.log import configure_logging
-from gas.settings import Settings, SettingsError, load_settings
+from gas.settings import Settings, SettingsError, example_env, load_settings
 
 log = logging.getLogger("gas")
 
@@ -33,7 +33,11 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--json", action="store_true", help="machine-readable output")
     commands.add_parser("stack", help="run the whole local stack (make run)")
     commands.add_parser("emulator", help="run the AWS emulator and provision it")
+    commands.add_parser("env-example", help="print .env.example (every setting, documented)")
     args = parser.parse_args(argv)
+    if args.command == "env-example":
+        print(example_env(), end="")
+        return 0
 
     try:
         settings = load_settings()

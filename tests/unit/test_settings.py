@@ -3,7 +3,15 @@ import re
 
 import pytest
 
-from gas.settings import ROOT, Settings, SettingsError, env_name, load_settings, settings_from
+from gas.settings import (
+    ROOT,
+    Settings,
+    SettingsError,
+    env_name,
+    example_env,
+    load_settings,
+    settings_from,
+)
 from tests.conftest import local_values
 
 
@@ -58,3 +66,4 @@ def test_env_example_documents_every_setting():
     example = (ROOT / ".env.example").read_text()
     documented = set(re.findall(r"^# (GAS_[A-Z0-9_]+)=", example, flags=re.MULTILINE))
     assert documented == {env_name(f.name) for f in dataclasses.fields(Settings)}
+    assert example == example_env(), "regenerate: python -m gas env-example > .env.example"
