@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import signal
 import socket
 import sys
@@ -22,7 +23,7 @@ from urllib.parse import urlsplit
 
 from gas import aws
 from gas.provision import provision
-from gas.settings import ROOT, Settings
+from gas.settings import CONFIG_DIR, ROOT, Settings, env_name, read_env_file
 
 log = logging.getLogger(__name__)
 PROCFILE = ROOT / "config" / "Procfile"
@@ -69,7 +70,11 @@ def run_stack(settings: Settings) -> NoReturn:
             ensure_port_free(host, port, what)
     except PortInUse as exc:
         sys.exit(f"error: {exc}")
-    env = dict(os.environ)
+    # The defaults file also carries variables SDKs read themselves (GLOBUS_SDK_SERVICE_URL_AUTH);
+    # the environment wins over it, as it does for settings.
+    env = {**read_env_file(CONFIG_DIR / f"{settings.env}.env"), **os.environ}
+    # Web sessions must verify in every gunicorn worker: one key for the whole stack.
+    env.setdefault(env_name("secret_key"), secrets.token_urlsafe(32))
     # Procfile commands run through a shell: put this virtualenv's python first on its PATH.
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env["PYTHONUNBUFFERED"] = "1"

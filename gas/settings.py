@@ -47,6 +47,12 @@ class Settings:
     aws_region: str = _doc("AWS region of every resource")
     web_url: str = _doc("public origin of the web app (CORS for uploads, links in emails)")
     ses_sender: str = _doc("verified SES sender address of notification emails")
+    free_max_input_bytes: int = _doc("largest input a free user may submit", default=150 * 1024)
+    max_input_bytes: int = _doc(
+        "largest input anyone may submit (the service maximum)", default=256 * 1024 * 1024
+    )
+    submit_rate_per_minute: int = _doc("job submissions a user may make per minute", default=30)
+    download_url_ttl_s: int = _doc("lifetime of presigned download links", default=300)
     secret_key: str = _doc(
         "signs web sessions and CSRF tokens (a secret: environment only; `make run` makes one)",
         default="",
@@ -210,6 +216,14 @@ def _check(s: Settings) -> None:
         raise SettingsError(f"{env_name('queue_max_receive_count')} must be 1-1000")
     if not 0 <= s.queue_visibility_timeout_s <= 43200:
         raise SettingsError(f"{env_name('queue_visibility_timeout_s')} must be 0-43200")
+    if not 0 < s.free_max_input_bytes <= s.max_input_bytes:
+        raise SettingsError(
+            f"{env_name('free_max_input_bytes')} must be positive and at most "
+            f"{env_name('max_input_bytes')}"
+        )
+    for name in ("submit_rate_per_minute", "download_url_ttl_s"):
+        if getattr(s, name) < 1:
+            raise SettingsError(f"{env_name(name)} must be at least 1")
     if "@" not in s.ses_sender:
         raise SettingsError(f"{env_name('ses_sender')} must be an email address")
 

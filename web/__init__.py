@@ -2,17 +2,51 @@
 
 from __future__ import annotations
 
-from flask import Flask
+from datetime import UTC, datetime
 
-from gas.settings import Settings, load_settings
+from flask import Flask
+from flask_bootstrap import Bootstrap5
+from flask_wtf.csrf import CSRFProtect
+
+from gas.settings import Settings, SettingsError, env_name, load_settings
+
+csrf = CSRFProtect()
 
 
 def create_app(settings: Settings | None = None) -> Flask:
-    """Build the app: settings first, then blueprints. No module-level app."""
+    """Build the app: configuration first, then extensions, then blueprints."""
+    settings = settings or load_settings()
+    if not settings.secret_key:
+        raise SettingsError(f"{env_name('secret_key')} is required by the web app")
     app = Flask(__name__)
-    app.extensions["gas_settings"] = settings or load_settings()
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.web_url.startswith("https://"),
+        # The API takes files up to the service maximum; the form posts them to S3 instead.
+        MAX_CONTENT_LENGTH=settings.max_input_bytes + 1024 * 1024,
+        BOOTSTRAP_SERVE_LOCAL=True,
+        WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the session
+    )
 
-    from web import health
+    from web.services import Services
 
-    app.register_blueprint(health.bp)
+    app.extensions["gas"] = Services.for_settings(settings)
+    csrf.init_app(app)
+    Bootstrap5(app)
+
+    from web import account, annotations, api, auth, errors, health
+
+    for module in (health, auth, annotations, account, api):
+        app.register_blueprint(module.bp)
+    csrf.exempt(api.bp)  # bearer tokens, not cookies: nothing to forge
+    errors.init_app(app)
+    app.add_template_filter(isotime)
     return app
+
+
+def isotime(epoch: int, human: bool = False) -> str:
+    """An epoch time as ISO 8601 UTC, or as a short human form."""
+    moment = datetime.fromtimestamp(int(epoch), UTC)
+    return moment.strftime("%Y-%m-%d %H:%M UTC") if human else moment.isoformat()

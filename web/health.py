@@ -11,18 +11,19 @@ import time
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
 
 from gas import aws
 from gas.settings import Settings
+from web.services import services
 
 bp = Blueprint("health", __name__)
 
 
 @bp.get("/healthz")
 def healthz() -> ResponseReturnValue:
-    settings: Settings = current_app.extensions["gas_settings"]
+    settings = services().settings
     check = aws_reachability(settings)
     return jsonify(status="ok" if check["reachable"] else "degraded", env=settings.env, aws=check)
 

@@ -1,0 +1,115 @@
+"""The file store: our S3 buckets, as the web tier and the daemons use them.
+
+Inputs live at `<user_id>/<job_id>/<file name>` in the inputs bucket; browsers
+upload there directly with a presigned POST, so the web tier never carries a
+file. Downloads are short-lived presigned GETs.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from typing import IO, Any
+from urllib.parse import urlsplit
+
+from gas import aws
+from gas.settings import Settings
+
+# S3 replaces this in a POST's key with the name of the file the browser sends.
+FILENAME_VARIABLE = "${filename}"
+SNIFF_BYTES = 64 * 1024
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+@dataclass(frozen=True)
+class UploadForm:
+    """What a browser needs to POST a file straight to S3."""
+
+    url: str
+    fields: dict[str, str]
+    max_bytes: int
+
+
+class Files:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.s3 = aws.client(settings, "s3")
+
+    def upload_form(
+        self, key_prefix: str, max_bytes: int, redirect_url: str, metadata: dict[str, str]
+    ) -> UploadForm:
+        """A presigned POST for one file under `key_prefix`, at most `max_bytes`.
+
+        `metadata` names the x-amz-meta-* fields the form may set (any value); the
+        browser's redirect after a successful upload goes to `redirect_url`.
+        """
+        fields = {"success_action_redirect": redirect_url}
+        conditions: list[Any] = [
+            ["starts-with", "$key", key_prefix],
+            ["content-length-range", 1, max_bytes],
+            {"success_action_redirect": redirect_url},
+        ]
+        for name, default in metadata.items():
+            fields[f"x-amz-meta-{name}"] = default
+            conditions.append(["starts-with", f"$x-amz-meta-{name}", ""])
+        post = self.s3.generate_presigned_post(
+            Bucket=self.settings.inputs_bucket,
+            Key=key_prefix + FILENAME_VARIABLE,
+            Fields=fields,
+            Conditions=conditions,
+            ExpiresIn=3600,
+        )
+        return UploadForm(post["url"], post["fields"], max_bytes)
+
+    def upload_origin(self) -> str:
+        """The origin browsers POST uploads to (for the page's Content-Security-Policy)."""
+        url = self.s3.generate_presigned_post(Bucket=self.settings.inputs_bucket, Key="x")["url"]
+        parts = urlsplit(url)
+        return f"{parts.scheme}://{parts.netloc}"
+
+    def describe(self, bucket: str, key: str) -> tuple[int, dict[str, str]] | None:
+        """(size, metadata) of an object, or None if there is none."""
+        try:
+            head = self.s3.head_object(Bucket=bucket, Key=key)
+        except self.s3.exceptions.ClientError as exc:
+            if aws.error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise
+        return int(head["ContentLength"]), dict(head.get("Metadata", {}))
+
+    def read_start(self, bucket: str, key: str, size: int = SNIFF_BYTES) -> bytes:
+        body = self.s3.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{size - 1}")["Body"]
+        return body.read()
+
+    def read_text(self, bucket: str, key: str) -> str:
+        return self.s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8", "replace")
+
+    def put(self, bucket: str, key: str, body: IO[bytes]) -> None:
+        self.s3.upload_fileobj(body, bucket, key)
+
+    def delete(self, bucket: str, key: str) -> None:
+        self.s3.delete_object(Bucket=bucket, Key=key)
+
+    def download_url(self, bucket: str, key: str, file_name: str) -> str:
+        """A short-lived link that downloads the object as `file_name`."""
+        quoted = file_name.replace("\\", "_").replace('"', "_")
+        return self.s3.generate_presigned_url(
+            "get_object",
+            Params={
+                "Bucket": bucket,
+                "Key": key,
+                "ResponseContentDisposition": f'attachment; filename="{quoted}"',
+            },
+            ExpiresIn=self.settings.download_url_ttl_s,
+        )
+
+
+def looks_like_vcf(start: bytes) -> bool:
+    """Whether the first bytes of a file are a VCF header, plain or gzip/BGZF."""
+    if start.startswith(GZIP_MAGIC):
+        try:
+            # A prefix of the file: decompress what there is, without needing the end.
+            start = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(start, 1024)
+        except zlib.error:
+            return False
+    return start.lstrip(b"\xef\xbb\xbf").startswith(b"##fileformat=VCF")

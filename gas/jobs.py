@@ -1,0 +1,240 @@
+"""The job store: the annotations table and the job state machine.
+
+    PENDING -> RUNNING -> COMPLETED -> ARCHIVED -> RESTORING -> COMPLETED
+       |          |
+       +----------+----> FAILED
+
+Every status transition is a method here and a conditional write on the status
+it leaves, so a second delivery of the same message finds the work done and a
+stale writer can never move a job backwards. Nothing else writes `job_status`.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+
+from gas import aws
+from gas.settings import Settings
+
+USER_INDEX = "user_id_index"
+
+
+class JobStatus(StrEnum):
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    ARCHIVED = "ARCHIVED"
+    RESTORING = "RESTORING"
+
+
+ACTIVE = frozenset({JobStatus.PENDING, JobStatus.RUNNING})
+
+
+@dataclass(frozen=True)
+class Job:
+    """One annotation job, as stored. Optional fields appear as the job moves on."""
+
+    job_id: str
+    user_id: str
+    input_file_name: str
+    s3_inputs_bucket: str
+    s3_key_input_file: str
+    submit_time: int
+    job_status: JobStatus = JobStatus.PENDING
+    assembly: str = "hg19"
+    start_time: int | None = None
+    progress: int | None = None
+    s3_results_bucket: str | None = None
+    s3_key_result_file: str | None = None
+    s3_key_log_file: str | None = None
+    complete_time: int | None = None
+    variant_count: int | None = None
+    summary: dict[str, int] = field(default_factory=dict)
+    error: str | None = None
+    archive_key: str | None = None
+    restore_tier: str | None = None
+
+    # Where files live is ours to know; a user (and the API) sees what happened to the job.
+    INTERNAL = frozenset(
+        {"s3_inputs_bucket", "s3_key_input_file", "s3_results_bucket", "s3_key_result_file",
+         "s3_key_log_file", "archive_key"}
+    )  # fmt: skip
+
+    @property
+    def active(self) -> bool:
+        return self.job_status in ACTIVE
+
+    @property
+    def result_downloadable(self) -> bool:
+        return self.job_status == JobStatus.COMPLETED and bool(self.s3_key_result_file)
+
+    @property
+    def log_available(self) -> bool:
+        """The log stays in the results bucket even while the result is archived."""
+        return bool(self.s3_key_log_file) and self.job_status in (
+            JobStatus.COMPLETED, JobStatus.ARCHIVED, JobStatus.RESTORING
+        )  # fmt: skip
+
+    def public(self) -> dict[str, Any]:
+        """The fields a user cares about, without storage internals or empty values."""
+        return {
+            k: v
+            for k, v in dataclasses.asdict(self).items()
+            if k not in self.INTERNAL and v not in (None, {})
+        }
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> Job:
+        values = {k: _plain(v) for k, v in item.items() if k in _FIELDS}
+        values["job_status"] = JobStatus(values["job_status"])
+        return cls(**values)
+
+
+_FIELDS = {f.name for f in dataclasses.fields(Job)}
+_serializer, _deserializer = TypeSerializer(), TypeDeserializer()
+
+
+def _plain(value: Any) -> Any:
+    """DynamoDB numbers come back as Decimal; ours are all integers."""
+    if isinstance(value, Decimal):
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _to_attr(value: Any) -> dict[str, Any]:
+    return _serializer.serialize(value)
+
+
+@dataclass(frozen=True)
+class Page:
+    jobs: list[Job]
+    cursor: str | None  # pass back to get the next page; None on the last page
+
+
+class JobStore:
+    """Reads jobs and owns every status transition."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.table = settings.annotations_table
+        self.dynamodb = aws.client(settings, "dynamodb")
+
+    # -- reads --------------------------------------------------------------------------
+
+    def get(self, job_id: str) -> Job | None:
+        item = self.dynamodb.get_item(
+            TableName=self.table, Key={"job_id": {"S": job_id}}, ConsistentRead=True
+        ).get("Item")
+        return Job.from_item(_decode(item)) if item else None
+
+    def get_owned(self, job_id: str, user_id: str) -> Job | None:
+        """The job if `user_id` owns it; another user's job does not exist for them."""
+        job = self.get(job_id)
+        return job if job and job.user_id == user_id else None
+
+    def list_for_user(self, user_id: str, limit: int = 20, cursor: str | None = None) -> Page:
+        """The user's jobs, newest first, a page at a time (the user_id GSI)."""
+        kwargs: dict[str, Any] = {}
+        if cursor:
+            kwargs["ExclusiveStartKey"] = _decode_cursor(cursor)
+        response = self.dynamodb.query(
+            TableName=self.table,
+            IndexName=USER_INDEX,
+            KeyConditionExpression="user_id = :u",
+            ExpressionAttributeValues={":u": {"S": user_id}},
+            ScanIndexForward=False,
+            Limit=limit,
+            **kwargs,
+        )
+        jobs = [Job.from_item(_decode(item)) for item in response["Items"]]
+        last = response.get("LastEvaluatedKey")
+        return Page(jobs, _encode_cursor(last) if last else None)
+
+    # -- transitions --------------------------------------------------------------------
+
+    def create(self, job: Job) -> bool:
+        """Record a new PENDING job; False if a job with this id already exists."""
+        item = {k: _to_attr(v) for k, v in dataclasses.asdict(job).items() if v not in (None, {})}
+        item["job_status"] = _to_attr(str(JobStatus.PENDING))
+        try:
+            self.dynamodb.put_item(
+                TableName=self.table,
+                Item=item,
+                ConditionExpression="attribute_not_exists(job_id)",
+            )
+        except self.dynamodb.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def fail(self, job_id: str, error: str, *, expected: JobStatus = JobStatus.RUNNING) -> bool:
+        """expected -> FAILED with a message for the user."""
+        return self._transition(
+            job_id, expected, JobStatus.FAILED, {"error": error, "complete_time": int(time.time())}
+        )
+
+    def _transition(
+        self,
+        job_id: str,
+        expected: JobStatus | tuple[JobStatus, ...],
+        new: JobStatus,
+        fields: dict[str, Any] | None = None,
+        remove: tuple[str, ...] = (),
+    ) -> bool:
+        """Conditionally move `job_id` from `expected` to `new`; False if it was not there."""
+        expected = expected if isinstance(expected, tuple) else (expected,)
+        values = {":new": _to_attr(str(new))}
+        names = {"#s": "job_status"}
+        sets = ["#s = :new"]
+        for i, (name, value) in enumerate((fields or {}).items()):
+            names[f"#f{i}"] = name
+            values[f":f{i}"] = _to_attr(value)
+            sets.append(f"#f{i} = :f{i}")
+        conditions = []
+        for i, status in enumerate(expected):
+            values[f":e{i}"] = _to_attr(str(status))
+            conditions.append(f"#s = :e{i}")
+        update = "SET " + ", ".join(sets)
+        if remove:
+            names.update({f"#r{i}": name for i, name in enumerate(remove)})
+            update += " REMOVE " + ", ".join(f"#r{i}" for i in range(len(remove)))
+        try:
+            self.dynamodb.update_item(
+                TableName=self.table,
+                Key={"job_id": {"S": job_id}},
+                UpdateExpression=update,
+                ConditionExpression=" OR ".join(conditions),
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+        except self.dynamodb.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+
+def _decode(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: _deserializer.deserialize(v) for k, v in item.items()}
+
+
+def _encode_cursor(key: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(key).encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> dict[str, Any]:
+    try:
+        key = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+    except ValueError:
+        raise ValueError("invalid page cursor") from None
+    if not isinstance(key, dict):
+        raise ValueError("invalid page cursor")
+    return key

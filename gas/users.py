@@ -1,0 +1,218 @@
+"""The user store: profiles, plans, personal API tokens and the submission rate limit.
+
+One item per user in the users table. API tokens are stored only as SHA-256
+hashes; the token a user copies is `gas.<user_id>.<token_id>.<secret>`, so
+authenticating one is a single read. The rate limit is a fixed one-minute window
+kept on the user item with conditional writes, so it holds across every web
+process and instance.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer
+
+from gas import aws
+from gas.settings import Settings
+
+TOKEN_PREFIX = "gas"
+
+
+class Plan(StrEnum):
+    FREE = "free_user"
+    PREMIUM = "premium_user"
+
+
+@dataclass(frozen=True)
+class ApiToken:
+    token_id: str
+    name: str
+    created_at: int
+
+
+@dataclass(frozen=True)
+class User:
+    user_id: str
+    email: str
+    name: str
+    institution: str = ""
+    role: Plan = Plan.FREE
+    created_at: int = 0
+    api_tokens: tuple[ApiToken, ...] = field(default_factory=tuple)
+
+    @property
+    def premium(self) -> bool:
+        return self.role == Plan.PREMIUM
+
+
+class UserStore:
+    def __init__(self, settings: Settings) -> None:
+        self.table = settings.users_table
+        self.dynamodb = aws.client(settings, "dynamodb")
+
+    def get(self, user_id: str) -> User | None:
+        item = self._item(user_id)
+        return _user(item) if item else None
+
+    def sign_in(self, user_id: str, email: str, name: str, institution: str = "") -> User:
+        """The user behind a login: created as a free user the first time, and kept after.
+
+        Later logins refresh the email (the identity provider owns it) but never overwrite
+        the name and institution a user edited on their profile.
+        """
+        now = int(time.time())
+        self.dynamodb.update_item(
+            TableName=self.table,
+            Key={"user_id": {"S": user_id}},
+            UpdateExpression=(
+                "SET email = :email, #name = if_not_exists(#name, :name), "
+                "institution = if_not_exists(institution, :inst), "
+                "#role = if_not_exists(#role, :free), "
+                "created_at = if_not_exists(created_at, :now), "
+                "api_tokens = if_not_exists(api_tokens, :none)"
+            ),
+            ExpressionAttributeNames={"#name": "name", "#role": "role"},
+            ExpressionAttributeValues={
+                ":email": {"S": email},
+                ":name": {"S": name or email},
+                ":inst": {"S": institution},
+                ":free": {"S": str(Plan.FREE)},
+                ":now": {"N": str(now)},
+                ":none": {"M": {}},
+            },
+        )
+        user = self.get(user_id)
+        assert user is not None
+        return user
+
+    def update_profile(self, user_id: str, name: str, institution: str) -> None:
+        self.dynamodb.update_item(
+            TableName=self.table,
+            Key={"user_id": {"S": user_id}},
+            UpdateExpression="SET #name = :name, institution = :inst",
+            ConditionExpression="attribute_exists(user_id)",
+            ExpressionAttributeNames={"#name": "name"},
+            ExpressionAttributeValues={":name": {"S": name}, ":inst": {"S": institution}},
+        )
+
+    # -- personal API tokens ----------------------------------------------------------------
+
+    def create_api_token(self, user_id: str, name: str) -> tuple[ApiToken, str]:
+        """A new token; its plaintext is returned once and never stored."""
+        token = ApiToken(secrets.token_hex(8), name, int(time.time()))
+        secret = secrets.token_urlsafe(32)
+        self.dynamodb.update_item(
+            TableName=self.table,
+            Key={"user_id": {"S": user_id}},
+            UpdateExpression="SET api_tokens.#id = :token",
+            ConditionExpression="attribute_exists(api_tokens)",
+            ExpressionAttributeNames={"#id": token.token_id},
+            ExpressionAttributeValues={":token": _token_attr(token, secret)},
+        )
+        return token, f"{TOKEN_PREFIX}.{user_id}.{token.token_id}.{secret}"
+
+    def revoke_api_token(self, user_id: str, token_id: str) -> None:
+        self.dynamodb.update_item(
+            TableName=self.table,
+            Key={"user_id": {"S": user_id}},
+            UpdateExpression="REMOVE api_tokens.#id",
+            ConditionExpression="attribute_exists(api_tokens)",
+            ExpressionAttributeNames={"#id": token_id},
+        )
+
+    def authenticate(self, plaintext: str) -> User | None:
+        """The user a bearer token belongs to, or None for anything not a live token."""
+        # Parsed from the right: token ids and secrets never hold a dot, user ids might.
+        prefix, _, rest = plaintext.partition(".")
+        parts = rest.rsplit(".", 2)
+        if prefix != TOKEN_PREFIX or len(parts) != 3 or not all(parts):
+            return None
+        user_id, token_id, secret = parts
+        item = self._item(user_id)
+        stored = (item or {}).get("api_tokens", {}).get(token_id)
+        if not stored or not hmac.compare_digest(stored["hash"], _hash(secret)):
+            return None
+        return _user(item)
+
+    # -- submission rate limit -------------------------------------------------------------
+
+    def take_submission(self, user_id: str, per_minute: int) -> bool:
+        """Count one job submission; False when the user already made `per_minute` this minute."""
+        window = int(time.time()) // 60
+        values = {":w": {"N": str(window)}, ":limit": {"N": str(per_minute)}, ":one": {"N": "1"}}
+        conditional = self.dynamodb.exceptions.ConditionalCheckFailedException
+        try:  # same window, still under the limit
+            self.dynamodb.update_item(
+                TableName=self.table,
+                Key={"user_id": {"S": user_id}},
+                UpdateExpression="SET submit_count = submit_count + :one",
+                ConditionExpression="submit_window = :w AND submit_count < :limit",
+                ExpressionAttributeValues=values,
+            )
+            return True
+        except conditional:
+            pass
+        try:  # a new window starts at one
+            self.dynamodb.update_item(
+                TableName=self.table,
+                Key={"user_id": {"S": user_id}},
+                UpdateExpression="SET submit_window = :w, submit_count = :one",
+                ConditionExpression="attribute_not_exists(submit_window) OR submit_window < :w",
+                ExpressionAttributeValues={":w": values[":w"], ":one": values[":one"]},
+            )
+            return True
+        except conditional:
+            return False
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _item(self, user_id: str) -> dict[str, Any] | None:
+        item = self.dynamodb.get_item(
+            TableName=self.table, Key={"user_id": {"S": user_id}}, ConsistentRead=True
+        ).get("Item")
+        return {k: _deserializer.deserialize(v) for k, v in item.items()} if item else None
+
+
+_deserializer = TypeDeserializer()
+
+
+def _hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _token_attr(token: ApiToken, secret: str) -> dict[str, Any]:
+    return {
+        "M": {
+            "name": {"S": token.name},
+            "created_at": {"N": str(token.created_at)},
+            "hash": {"S": _hash(secret)},
+        }
+    }
+
+
+def _user(item: dict[str, Any]) -> User:
+    tokens = sorted(
+        (
+            ApiToken(token_id, t["name"], int(t["created_at"]))
+            for token_id, t in item.get("api_tokens", {}).items()
+        ),
+        key=lambda t: (t.created_at, t.token_id),
+    )
+    created = item.get("created_at", 0)
+    return User(
+        user_id=item["user_id"],
+        email=item.get("email", ""),
+        name=item.get("name", ""),
+        institution=item.get("institution", ""),
+        role=Plan(item.get("role", Plan.FREE)),
+        created_at=int(created) if isinstance(created, Decimal | int) else 0,
+        api_tokens=tuple(tokens),
+    )

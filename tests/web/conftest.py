@@ -1,0 +1,94 @@
+"""An app per test against the test emulator, and users logged in to it."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import pytest
+import requests
+from flask.testing import FlaskClient
+
+from gas import aws
+from gas.settings import CONFIG_DIR, SDK_VARIABLES, read_env_file, settings_from
+from gas.users import User, UserStore
+from web import create_app
+
+VCF = (
+    b"##fileformat=VCFv4.2\n"
+    b"#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n"
+    b"chr1\t69511\t.\tA\tG\t50\tPASS\t.\n"
+)
+
+
+@pytest.fixture
+def web_settings(provisioned, gas_values):
+    return settings_from({**gas_values, "GAS_SECRET_KEY": "test-secret-key"})
+
+
+@pytest.fixture
+def app(web_settings, monkeypatch):
+    # As the stack does: globus-sdk finds Globus Auth through its own variable.
+    sdk_variables = read_env_file(CONFIG_DIR / "local.env")
+    for name in SDK_VARIABLES:
+        monkeypatch.setenv(name, sdk_variables[name])
+    app = create_app(web_settings)
+    app.config["TESTING"] = True
+    return app
+
+
+@dataclass
+class Browser:
+    """A test client logged in as one user."""
+
+    client: FlaskClient
+    user: User
+
+    def csrf(self, path: str = "/profile") -> str:
+        page = self.client.get(path).get_data(as_text=True)
+        return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+
+
+@pytest.fixture
+def login(app, web_settings):
+    """Log in a user (created as on a first login) in a fresh client."""
+
+    def as_user(email: str = "ada@example.org", name: str = "Ada Lovelace") -> Browser:
+        user = UserStore(web_settings).sign_in(f"id-{email}", email, name, "Analytical Engines")
+        client = app.test_client()
+        with client.session_transaction() as session:
+            session["user_id"] = user.user_id
+        return Browser(client, user)
+
+    return as_user
+
+
+def upload_via_form(page_html: str, content: bytes, file_name: str, assembly: str = "hg19"):
+    """POST a file to S3 with the form the /annotate page rendered, as a browser would."""
+    action = re.search(r'<form id="upload-form" method="post" action="([^"]+)"', page_html).group(1)
+    fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', page_html))
+    fields = {k: v.replace("&amp;", "&") for k, v in fields.items()}
+    fields["x-amz-meta-assembly"] = assembly
+    return requests.post(
+        action.replace("&amp;", "&"),
+        data=fields,
+        files={"file": (file_name, content)},
+        allow_redirects=False,
+        timeout=10,
+    )
+
+
+def job_requests(settings) -> list[dict]:
+    """Every job request waiting in the annotator's queue (consumed)."""
+    import json
+
+    sqs = aws.client(settings, "sqs")
+    url = sqs.get_queue_url(QueueName=settings.job_requests_queue)["QueueUrl"]
+    got = []
+    while True:
+        batch = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
+        if not batch.get("Messages"):
+            return got
+        for m in batch["Messages"]:
+            got.append(json.loads(m["Body"]))
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])

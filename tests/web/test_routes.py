@@ -1,0 +1,252 @@
+"""Every route: who may see it, what it refuses, and the manners of a real product."""
+
+import io
+import re
+
+import pytest
+
+from gas.jobs import Job, JobStore
+from gas.settings import settings_from
+from tests.web.conftest import VCF
+from web import create_app
+
+pytestmark = pytest.mark.integration
+
+LOGIN_REQUIRED = [
+    "/annotate",
+    "/annotate/job?bucket=b&key=k",
+    "/annotations",
+    "/annotations/x",
+    "/annotations/x/status.json",
+    "/annotations/x/log",
+    "/profile",
+]
+
+
+def _job(settings, user_id, **fields) -> Job:
+    job = Job(
+        job_id=fields.pop("job_id", "0b0c8f3e-1111-4222-8333-444455556666"),
+        user_id=user_id,
+        input_file_name=fields.pop("input_file_name", "a.vcf"),
+        s3_inputs_bucket=settings.inputs_bucket,
+        s3_key_input_file=f"{user_id}/j/a.vcf",
+        submit_time=fields.pop("submit_time", 1_700_000_000),
+        **fields,
+    )
+    JobStore(settings).create(job)
+    return job
+
+
+@pytest.mark.parametrize("path", LOGIN_REQUIRED)
+def test_pages_require_login_and_come_back_after_it(app, path):
+    response = app.test_client().get(path)
+    assert response.status_code == 302
+    assert response.headers["Location"].startswith("/login?next=")
+
+
+def test_public_pages_answer_without_login(app):
+    client = app.test_client()
+    assert client.get("/").status_code == 200
+    assert client.get("/healthz").json["aws"]["reachable"] is True
+
+
+def test_login_redirects_to_the_identity_provider_with_a_fresh_state(app, web_settings):
+    client = app.test_client()
+    response = client.get("/login?next=/annotations")
+    location = response.headers["Location"]
+    assert location.startswith("http://127.0.0.1:4567/v2/oauth2/authorize?")
+    assert "redirect_uri=http%3A%2F%2F127.0.0.1%3A8080%2Fauthcallback" in location
+    with client.session_transaction() as session:
+        assert session["oauth_state"] in location
+        assert session["login_next"] == "/annotations"
+
+
+def test_a_callback_with_the_wrong_state_logs_nobody_in(app):
+    client = app.test_client()
+    client.get("/login")
+    response = client.get("/authcallback?code=abc&state=forged", follow_redirects=True)
+    assert "That login link has expired" in response.get_data(as_text=True)
+    with client.session_transaction() as session:
+        assert "user_id" not in session
+
+
+def test_login_never_redirects_off_site(app):
+    client = app.test_client()
+    client.get("/login?next=https://evil.example/")
+    with client.session_transaction() as session:
+        assert session["login_next"] == "/annotations"
+
+
+def test_another_users_job_is_not_found_everywhere(login, web_settings):
+    ada, bob = login(), login("bob@example.org", "Bob")
+    job = _job(web_settings, ada.user.user_id)
+    for path in ("", "/status.json", "/log"):
+        assert bob.client.get(f"/annotations/{job.job_id}{path}").status_code == 404
+    assert ada.client.get(f"/annotations/{job.job_id}").status_code == 200
+    _, token = _token(bob)
+    api = bob.client.get(f"/api/v1/jobs/{job.job_id}", headers={"Authorization": f"Bearer {token}"})
+    assert api.status_code == 404
+    assert api.json == {"error": "no such job"}
+
+
+def test_my_annotations_lists_newest_first_with_an_empty_state(login, web_settings):
+    ada = login()
+    assert "You have not submitted any annotation jobs yet" in ada.client.get("/annotations").text
+    _job(
+        web_settings,
+        ada.user.user_id,
+        job_id="0b0c8f3e-1111-4222-8333-000000000001",
+        input_file_name="older.vcf",
+        submit_time=1_700_000_000,
+    )
+    _job(
+        web_settings,
+        ada.user.user_id,
+        job_id="0b0c8f3e-1111-4222-8333-000000000002",
+        input_file_name="newer.vcf",
+        submit_time=1_700_000_100,
+    )
+    page = ada.client.get("/annotations").text
+    assert page.index("newer.vcf") < page.index("older.vcf")
+
+
+def test_file_names_are_escaped(login, web_settings):
+    ada = login()
+    _job(web_settings, ada.user.user_id, input_file_name="<script>alert(1)</script>.vcf")
+    page = ada.client.get("/annotations").text
+    assert "<script>alert(1)</script>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;.vcf" in page
+
+
+def test_a_form_without_its_csrf_token_is_refused(login):
+    ada = login()
+    response = ada.client.post("/profile", data={"name": "Mallory"})
+    assert response.status_code == 400
+    assert "did not come from this site" in response.text
+    assert "Ada Lovelace" in ada.client.get("/profile").text
+
+
+def test_the_profile_shows_and_edits_name_and_institution(login):
+    ada = login()
+    page = ada.client.get("/profile").text
+    assert "Ada Lovelace" in page and "Analytical Engines" in page and "Free" in page
+    response = ada.client.post(
+        "/profile",
+        data={"name": "Ada King", "institution": "Royal Society", "csrf_token": ada.csrf()},
+        follow_redirects=True,
+    )
+    assert "Profile saved." in response.text and "Royal Society" in response.text
+    refused = ada.client.post("/profile", data={"name": " ", "csrf_token": ada.csrf()})
+    assert refused.status_code == 422
+
+
+def _token(browser, name="laptop") -> tuple[str, str]:
+    page = browser.client.post(
+        "/profile/tokens", data={"name": name, "csrf_token": browser.csrf()}
+    ).text
+    return page, re.search(r'id="new-api-token"[^>]*>([^<]+)<', page).group(1)
+
+
+def test_an_api_token_is_shown_once_works_and_can_be_revoked(login):
+    ada = login()
+    page, token = _token(ada)
+    assert "laptop" in page
+    assert token not in ada.client.get("/profile").text  # shown once only
+    auth = {"Authorization": f"Bearer {token}"}
+    me = ada.client.get("/api/v1/me", headers=auth)
+    assert me.json == {
+        "user_id": ada.user.user_id,
+        "email": "ada@example.org",
+        "name": "Ada Lovelace",
+        "role": "free_user",
+    }
+    token_id = token.rsplit(".", 2)[1]
+    ada.client.post(f"/profile/tokens/{token_id}/revoke", data={"csrf_token": ada.csrf()})
+    assert ada.client.get("/api/v1/me", headers=auth).status_code == 401
+
+
+@pytest.mark.parametrize("header", ["", "Bearer nonsense", "Bearer gas.a.b.c", "Basic abc"])
+def test_the_api_refuses_anything_but_a_live_token(app, header):
+    response = app.test_client().get("/api/v1/me", headers={"Authorization": header})
+    assert response.status_code == 401
+    assert "API token" in response.json["error"]
+
+
+def test_the_api_submits_lists_and_refuses_bad_files(login, web_settings):
+    ada = login()
+    _, token = _token(ada)
+    auth = {"Authorization": f"Bearer {token}"}
+
+    def post(content, name="api.vcf", **form):
+        return ada.client.post(
+            "/api/v1/jobs", headers=auth, data={"file": (io.BytesIO(content), name), **form}
+        )
+
+    created = post(VCF, assembly="hg38")
+    assert created.status_code == 201
+    assert created.json["job_status"] == "PENDING"
+    job = ada.client.get(f"/api/v1/jobs/{created.json['job_id']}", headers=auth).json
+    assert (job["input_file_name"], job["assembly"]) == ("api.vcf", "hg38")
+    assert "s3_key_input_file" not in job and "result_url" not in job
+    assert [j["job_id"] for j in ada.client.get("/api/v1/jobs", headers=auth).json["jobs"]] == [
+        created.json["job_id"]
+    ]
+    too_big = post(VCF + b"#" * 151 * 1024)
+    assert too_big.status_code == 413
+    assert "free plan accepts files up to 150 KiB" in too_big.json["error"]
+    assert post(b"hello").status_code == 422
+    assert post(VCF, assembly="hg99").status_code == 422
+    missing = ada.client.post("/api/v1/jobs", headers=auth, data={})
+    assert missing.status_code == 422
+
+
+def test_submissions_are_rate_limited_per_user(gas_values, provisioned, login):
+    settings = settings_from(
+        {**gas_values, "GAS_SECRET_KEY": "k", "GAS_SUBMIT_RATE_PER_MINUTE": "2"}
+    )
+    app = create_app(settings)
+    ada = login()
+    client = app.test_client()
+    _, token = _token(type(ada)(client=_logged_in(client, ada), user=ada.user))
+    auth = {"Authorization": f"Bearer {token}"}
+    codes = [
+        client.post(
+            "/api/v1/jobs", headers=auth, data={"file": (io.BytesIO(VCF), "r.vcf")}
+        ).status_code
+        for _ in range(3)
+    ]
+    assert codes == [201, 201, 429]
+
+
+def _logged_in(client, browser):
+    with client.session_transaction() as session:
+        session["user_id"] = browser.user.user_id
+    return client
+
+
+def test_errors_are_friendly_pages_and_json_under_the_api(app):
+    client = app.test_client()
+    page = client.get("/no/such/page")
+    assert page.status_code == 404 and "<html" in page.text and "There is nothing here" in page.text
+    api = client.get("/api/v1/nothing")
+    assert api.status_code == 404 and api.json["error"]
+
+
+def test_every_response_carries_security_headers_and_a_safe_cookie(login):
+    ada = login()
+    response = ada.client.get("/profile")
+    csp = response.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp
+    assert "form-action 'self' http://127.0.0.1:" in csp
+    assert response.headers["X-Frame-Options"] == "DENY"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert "<script>" not in response.text  # no inline script: every script has a src
+    cookie = ada.client.get("/login").headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+
+
+def test_the_web_app_refuses_to_start_without_a_secret_key(web_settings, gas_values):
+    from gas.settings import SettingsError
+
+    with pytest.raises(SettingsError, match="GAS_SECRET_KEY is required"):
+        create_app(settings_from(gas_values))

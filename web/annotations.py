@@ -1,0 +1,119 @@
+"""Submit a VCF, follow its job, and get its results."""
+
+from __future__ import annotations
+
+from flask import (
+    Blueprint,
+    abort,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask.typing import ResponseReturnValue
+
+from gas.jobs import Job
+from gas.submit import Rejected, human_size
+from web.auth import current_user, login_required
+from web.services import services
+
+bp = Blueprint("annotations", __name__)
+
+
+@bp.get("/")
+def home() -> ResponseReturnValue:
+    return render_template("index.html")
+
+
+@bp.get("/annotate")
+@login_required
+def annotate() -> ResponseReturnValue:
+    s = services()
+    user = current_user()
+    redirect_url = s.settings.web_url.rstrip("/") + url_for("annotations.accept")
+    upload = s.submissions.upload_form(user, redirect_url)
+    limit = s.submissions.limit_for(user)
+    return render_template(
+        "annotate.html", upload=upload, limit=limit, limit_text=human_size(limit)
+    )
+
+
+@bp.get("/annotate/job")
+@login_required
+def accept() -> ResponseReturnValue:
+    """Where S3 sends the browser after the upload: record the job and show it."""
+    bucket, key = request.args.get("bucket", ""), request.args.get("key", "")
+    try:
+        job = services().submissions.accept_upload(current_user(), bucket, key)
+    except Rejected as rejected:
+        if rejected.status == 404:
+            abort(404)
+        flash(rejected.message, "danger")
+        return redirect(url_for("annotations.annotate"))
+    return redirect(url_for("annotations.detail", job_id=job.job_id))
+
+
+@bp.get("/annotations")
+@login_required
+def index() -> ResponseReturnValue:
+    cursor = request.args.get("cursor") or None
+    try:
+        page = services().jobs.list_for_user(current_user().user_id, limit=20, cursor=cursor)
+    except ValueError:
+        abort(404)
+    return render_template("annotations.html", page=page)
+
+
+def _owned_job(job_id: str) -> Job:
+    job = services().jobs.get_owned(job_id, current_user().user_id)
+    if job is None:
+        abort(404)
+    return job
+
+
+def downloads(job: Job) -> dict[str, str]:
+    """Short-lived links to the files a user may download now, by what they are."""
+    files = services().files
+    links = {
+        "input": files.download_url(
+            job.s3_inputs_bucket, job.s3_key_input_file, job.input_file_name
+        )
+    }
+    if job.result_downloadable:
+        links["result"] = files.download_url(
+            job.s3_results_bucket, job.s3_key_result_file, job.s3_key_result_file.rsplit("/")[-1]
+        )
+    if job.log_available:
+        links["log"] = files.download_url(
+            job.s3_results_bucket, job.s3_key_log_file, job.s3_key_log_file.rsplit("/")[-1]
+        )
+    return links
+
+
+@bp.get("/annotations/<job_id>")
+@login_required
+def detail(job_id: str) -> ResponseReturnValue:
+    job = _owned_job(job_id)
+    return render_template("annotation.html", job=job, links=downloads(job))
+
+
+@bp.get("/annotations/<job_id>/status.json")
+@login_required
+def status(job_id: str) -> ResponseReturnValue:
+    """What the job page polls while the job is active."""
+    job = _owned_job(job_id)
+    return jsonify(
+        job_status=job.job_status, progress=job.progress or 0, active=job.active, error=job.error
+    )
+
+
+@bp.get("/annotations/<job_id>/log")
+@login_required
+def log(job_id: str) -> ResponseReturnValue:
+    job = _owned_job(job_id)
+    if not job.log_available:
+        abort(404)
+    text = services().files.read_text(job.s3_results_bucket, job.s3_key_log_file)
+    return render_template("log.html", job=job, text=text)

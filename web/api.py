@@ -1,0 +1,117 @@
+"""JSON API v1, authenticated with personal API tokens (`Authorization: Bearer ...`)."""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from flask import Blueprint, Response, g, jsonify, request
+from flask.typing import ResponseReturnValue
+
+from gas.jobs import Job
+from gas.submit import Rejected
+from gas.users import User
+from web.annotations import downloads
+from web.services import services
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def error(status: int, message: str) -> ResponseReturnValue:
+    return jsonify(error=message), status
+
+
+def token_required(view: F) -> F:
+    @functools.wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        user = services().users.authenticate(token.strip()) if scheme == "Bearer" else None
+        if user is None:
+            response = jsonify(error="a valid API token is required (Authorization: Bearer ...)")
+            response.headers["WWW-Authenticate"] = 'Bearer realm="gas"'
+            return response, 401
+        g.api_user = user
+        return view(*args, **kwargs)
+
+    return wrapped  # type: ignore[return-value]
+
+
+def api_user() -> User:
+    return g.api_user
+
+
+def _job_json(job: Job) -> dict[str, Any]:
+    body = job.public()
+    links = downloads(job)
+    if "result" in links:
+        body["result_url"] = links["result"]
+    if "log" in links:
+        body["log_url"] = links["log"]
+    return body
+
+
+def _owned(job_id: str) -> Job | None:
+    return services().jobs.get_owned(job_id, api_user().user_id)
+
+
+@bp.get("/me")
+@token_required
+def me() -> ResponseReturnValue:
+    user = api_user()
+    return jsonify(user_id=user.user_id, email=user.email, name=user.name, role=user.role)
+
+
+@bp.post("/jobs")
+@token_required
+def submit() -> ResponseReturnValue:
+    upload = request.files.get("file")
+    if upload is None or not upload.filename:
+        return error(422, "send the VCF as a multipart field named 'file'")
+    stream = upload.stream
+    stream.seek(0, os.SEEK_END)
+    size = stream.tell()
+    stream.seek(0)
+    try:
+        job = services().submissions.submit_file(
+            api_user(), stream, upload.filename, size, request.form.get("assembly", "hg19")
+        )
+    except Rejected as rejected:
+        return error(rejected.status, rejected.message)
+    return jsonify(job_id=job.job_id, job_status=job.job_status), 201
+
+
+@bp.get("/jobs")
+@token_required
+def jobs() -> ResponseReturnValue:
+    try:
+        page = services().jobs.list_for_user(
+            api_user().user_id, limit=100, cursor=request.args.get("cursor") or None
+        )
+    except ValueError:
+        return error(422, "invalid cursor")
+    body: dict[str, Any] = {"jobs": [job.public() for job in page.jobs]}
+    if page.cursor:
+        body["next_cursor"] = page.cursor
+    return jsonify(body)
+
+
+@bp.get("/jobs/<job_id>")
+@token_required
+def job(job_id: str) -> ResponseReturnValue:
+    found = _owned(job_id)
+    return jsonify(_job_json(found)) if found else error(404, "no such job")
+
+
+@bp.get("/jobs/<job_id>/log")
+@token_required
+def job_log(job_id: str) -> ResponseReturnValue:
+    found = _owned(job_id)
+    if not found:
+        return error(404, "no such job")
+    if not found.log_available:
+        return error(404, "this job has no log yet")
+    text = services().files.read_text(found.s3_results_bucket, found.s3_key_log_file)
+    return Response(text, mimetype="text/plain")

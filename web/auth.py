@@ -1,0 +1,140 @@
+"""Log in with Globus Auth (authorization-code flow), log out, and who is logged in.
+
+The flow is globus-sdk's own; where Globus Auth lives is configuration
+(GLOBUS_SDK_SERVICE_URL_AUTH points at the local stand-in in development).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import secrets
+from collections.abc import Callable
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import globus_sdk
+from flask import Blueprint, flash, g, redirect, render_template, request, session, url_for
+from flask.typing import ResponseReturnValue
+
+from gas.users import User
+from web.services import services
+
+log = logging.getLogger(__name__)
+bp = Blueprint("auth", __name__)
+SCOPES = "openid profile email"
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _client() -> globus_sdk.ConfidentialAppAuthClient:
+    s = services().settings
+    return globus_sdk.ConfidentialAppAuthClient(s.globus_client_id, s.globus_client_secret)
+
+
+def _redirect_uri() -> str:
+    # The public origin, not the Host header: behind a load balancer they differ.
+    return services().settings.web_url.rstrip("/") + url_for("auth.callback")
+
+
+def _safe_next(target: str | None) -> str:
+    """Only paths on this site: an open redirect would hand our login to anyone."""
+    if not target:
+        return url_for("annotations.index")
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return url_for("annotations.index")
+    return target
+
+
+def current_user() -> User | None:
+    """The logged-in user, read once per request."""
+    if "user" not in g:
+        user_id = session.get("user_id")
+        g.user = services().users.get(user_id) if user_id else None
+    return g.user
+
+
+def login_required(view: F) -> F:
+    @functools.wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        if current_user() is None:
+            return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+        return view(*args, **kwargs)
+
+    return wrapped  # type: ignore[return-value]
+
+
+@bp.app_context_processor
+def inject_user() -> dict[str, Any]:
+    return {"current_user": current_user()}
+
+
+@bp.get("/login")
+def login() -> ResponseReturnValue:
+    state = secrets.token_urlsafe(24)
+    session["oauth_state"] = state
+    session["login_next"] = _safe_next(request.args.get("next"))
+    client = _client()
+    client.oauth2_start_flow(_redirect_uri(), SCOPES, state=state, refresh_tokens=True)
+    return redirect(client.oauth2_get_authorize_url())
+
+
+@bp.get("/authcallback")
+def callback() -> ResponseReturnValue:
+    if "error" in request.args:
+        flash(
+            f"Login was not completed: {request.args.get('error_description', 'cancelled')}.",
+            "warning",
+        )
+        return redirect(url_for("annotations.home"))
+    expected = session.pop("oauth_state", None)
+    state, code = request.args.get("state"), request.args.get("code")
+    if not expected or not state or not secrets.compare_digest(expected, state) or not code:
+        flash(
+            "That login link has expired or was not started here; please log in again.", "warning"
+        )
+        return redirect(url_for("annotations.home"))
+    client = _client()
+    client.oauth2_start_flow(_redirect_uri(), SCOPES, state=state, refresh_tokens=True)
+    try:
+        tokens = client.oauth2_exchange_code_for_tokens(code)
+        identity = tokens.decode_id_token()
+    except globus_sdk.GlobusAPIError as exc:
+        log.warning("login failed at the identity provider: %s", exc)
+        flash("The identity provider refused that login; please try again.", "danger")
+        return redirect(url_for("annotations.home"))
+    user = services().users.sign_in(
+        user_id=identity["sub"],
+        email=identity.get("email", ""),
+        name=identity.get("name", ""),
+        institution=identity.get("organization", ""),
+    )
+    auth_tokens = tokens.by_resource_server.get("auth.globus.org", {})
+    next_url = session.pop("login_next", None)
+    session.clear()
+    session["user_id"] = user.user_id
+    # Kept so logout can revoke them at Globus; the cookie is signed and HttpOnly.
+    session["globus_tokens"] = [
+        t for t in (auth_tokens.get("access_token"), auth_tokens.get("refresh_token")) if t
+    ]
+    log.info("logged in", extra={"user_id": user.user_id})
+    flash(f"Welcome, {user.name}.", "success")
+    return redirect(_safe_next(next_url))
+
+
+@bp.route("/logout", methods=["GET", "POST"])
+def logout() -> ResponseReturnValue:
+    if request.method == "GET":
+        # Logging out changes state: a GET only asks (a link on another site cannot log you out).
+        if current_user() is None:
+            return redirect(url_for("annotations.home"))
+        return render_template("logout.html")
+    client = _client()
+    for token in session.get("globus_tokens", []):
+        try:
+            client.oauth2_revoke_token(token)
+        except globus_sdk.GlobusAPIError as exc:
+            log.warning("token revocation failed: %s", exc)
+    session.clear()
+    flash("You are logged out.", "info")
+    return redirect(url_for("annotations.home"))

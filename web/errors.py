@@ -1,0 +1,70 @@
+"""Friendly error pages (JSON under /api/), and the security headers of every response."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, jsonify, render_template, request
+from flask.typing import ResponseReturnValue
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+log = logging.getLogger(__name__)
+
+MESSAGES = {
+    400: "The request was not understood.",
+    401: "Please log in.",
+    403: "You are not allowed to do that.",
+    404: "There is nothing here (or it belongs to someone else).",
+    405: "That action is not allowed here.",
+    413: "That file is larger than the service accepts.",
+    429: "Too many requests; please wait a moment and try again.",
+    500: "Something went wrong on our side. We have logged it; please try again.",
+}
+
+
+def _wants_json() -> bool:
+    return request.path.startswith("/api/")
+
+
+def render_error(status: int, message: str | None = None) -> ResponseReturnValue:
+    message = message or MESSAGES.get(status, "Something went wrong.")
+    if _wants_json():
+        return jsonify(error=message), status
+    return render_template("error.html", status=status, message=message), status
+
+
+def init_app(app: Flask) -> None:
+    upload_origin = app.extensions["gas"].files.upload_origin()
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(exc: CSRFError) -> ResponseReturnValue:
+        return render_error(
+            400,
+            "The form expired or did not come from this site; please "
+            "reload the page and try again.",
+        )
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> ResponseReturnValue:
+        return render_error(exc.code or 500)
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception) -> ResponseReturnValue:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return render_error(InternalServerError.code)
+
+    @app.after_request
+    def security_headers(response: Response) -> Response:
+        # No inline script anywhere; forms may post to us and (uploads) to S3 only.
+        response.headers["Content-Security-Policy"] = (
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+            f"form-action 'self' {upload_origin}; frame-ancestors 'none'; base-uri 'self'; "
+            "object-src 'none'"
+        )
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["X-Frame-Options"] = "DENY"
+        response.headers["Referrer-Policy"] = "same-origin"
+        if app.config["SESSION_COOKIE_SECURE"]:
+            response.headers["Strict-Transport-Security"] = "max-age=31536000"
+        return response
