@@ -63,11 +63,14 @@ class Job:
     error: str | None = None
     archive_key: str | None = None
     restore_tier: str | None = None
+    claim_id: str | None = None  # which run holds a RUNNING job
+    heartbeat_at: int | None = None  # when that run last said it was alive
+    notified_at: int | None = None  # when the user was emailed about the outcome
 
-    # Where files live is ours to know; a user (and the API) sees what happened to the job.
+    # Where files live and who runs what is ours to know; a user sees what happened.
     INTERNAL = frozenset(
         {"s3_inputs_bucket", "s3_key_input_file", "s3_results_bucket", "s3_key_result_file",
-         "s3_key_log_file", "archive_key"}
+         "s3_key_log_file", "archive_key", "claim_id", "heartbeat_at", "notified_at"}
     )  # fmt: skip
 
     @property
@@ -177,11 +180,122 @@ class JobStore:
             return False
         return True
 
-    def fail(self, job_id: str, error: str, *, expected: JobStatus = JobStatus.RUNNING) -> bool:
+    def claim(self, job_id: str, claim_id: str, stale_after_s: int) -> Job | None:
+        """PENDING -> RUNNING for the run `claim_id`; also takes over a RUNNING job whose
+        run stopped heartbeating `stale_after_s` ago (its process died). None: not claimable."""
+        now = int(time.time())
+        try:
+            item = self.dynamodb.update_item(
+                TableName=self.table,
+                Key={"job_id": {"S": job_id}},
+                UpdateExpression=(
+                    "SET #s = :running, claim_id = :claim, heartbeat_at = :now, "
+                    "start_time = if_not_exists(start_time, :now), progress = :zero"
+                ),
+                ConditionExpression="#s = :pending OR (#s = :running AND heartbeat_at < :stale)",
+                ExpressionAttributeNames={"#s": "job_status"},
+                ExpressionAttributeValues={
+                    ":running": {"S": JobStatus.RUNNING},
+                    ":pending": {"S": JobStatus.PENDING},
+                    ":claim": {"S": claim_id},
+                    ":now": {"N": str(now)},
+                    ":zero": {"N": "0"},
+                    ":stale": {"N": str(now - stale_after_s)},
+                },
+                ReturnValues="ALL_NEW",
+            )["Attributes"]
+        except self.dynamodb.exceptions.ConditionalCheckFailedException:
+            return None
+        return Job.from_item(_decode(item))
+
+    def heartbeat(self, job_id: str, claim_id: str, progress: int) -> bool:
+        """The run holding the job is alive and this far along; False if it lost the job."""
+        try:
+            self.dynamodb.update_item(
+                TableName=self.table,
+                Key={"job_id": {"S": job_id}},
+                UpdateExpression="SET heartbeat_at = :now, progress = :p",
+                ConditionExpression="job_status = :running AND claim_id = :claim",
+                ExpressionAttributeValues={
+                    ":now": {"N": str(int(time.time()))},
+                    ":p": {"N": str(progress)},
+                    ":running": {"S": JobStatus.RUNNING},
+                    ":claim": {"S": claim_id},
+                },
+            )
+        except self.dynamodb.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def release(self, job_id: str, claim_id: str) -> bool:
+        """RUNNING -> PENDING: the run gave the job back (it crashed or is shutting down)."""
+        return self._transition(
+            job_id, JobStatus.RUNNING, JobStatus.PENDING, claim=claim_id,
+            remove=("claim_id", "heartbeat_at", "progress"),
+        )  # fmt: skip
+
+    def complete(
+        self,
+        job_id: str,
+        claim_id: str,
+        *,
+        results_bucket: str,
+        result_key: str,
+        log_key: str,
+        variant_count: int,
+        summary: dict[str, int],
+    ) -> bool:
+        """RUNNING -> COMPLETED with where the results are; only for the run holding the job."""
+        return self._transition(
+            job_id,
+            JobStatus.RUNNING,
+            JobStatus.COMPLETED,
+            {
+                "s3_results_bucket": results_bucket,
+                "s3_key_result_file": result_key,
+                "s3_key_log_file": log_key,
+                "variant_count": variant_count,
+                "summary": summary,
+                "progress": 100,
+                "complete_time": int(time.time()),
+            },
+            claim=claim_id,
+            remove=("claim_id", "heartbeat_at"),
+        )
+
+    def fail(
+        self,
+        job_id: str,
+        error: str,
+        *,
+        expected: JobStatus = JobStatus.RUNNING,
+        claim_id: str | None = None,
+    ) -> bool:
         """expected -> FAILED with a message for the user."""
         return self._transition(
-            job_id, expected, JobStatus.FAILED, {"error": error, "complete_time": int(time.time())}
+            job_id,
+            expected,
+            JobStatus.FAILED,
+            {"error": error, "complete_time": int(time.time())},
+            claim=claim_id,
+            remove=("claim_id", "heartbeat_at") if expected == JobStatus.RUNNING else (),
         )
+
+    def mark_notified(self, job_id: str) -> bool:
+        """Record that the user was emailed about the outcome; False if already recorded."""
+        try:
+            self.dynamodb.update_item(
+                TableName=self.table,
+                Key={"job_id": {"S": job_id}},
+                UpdateExpression="SET notified_at = :now",
+                ConditionExpression=(
+                    "attribute_exists(job_id) AND attribute_not_exists(notified_at)"
+                ),
+                ExpressionAttributeValues={":now": {"N": str(int(time.time()))}},
+            )
+        except self.dynamodb.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
 
     def _transition(
         self,
@@ -189,6 +303,8 @@ class JobStore:
         expected: JobStatus | tuple[JobStatus, ...],
         new: JobStatus,
         fields: dict[str, Any] | None = None,
+        *,
+        claim: str | None = None,
         remove: tuple[str, ...] = (),
     ) -> bool:
         """Conditionally move `job_id` from `expected` to `new`; False if it was not there."""
@@ -204,6 +320,10 @@ class JobStore:
         for i, status in enumerate(expected):
             values[f":e{i}"] = _to_attr(str(status))
             conditions.append(f"#s = :e{i}")
+        condition = "(" + " OR ".join(conditions) + ")"
+        if claim is not None:
+            values[":claim"] = _to_attr(claim)
+            condition += " AND claim_id = :claim"
         update = "SET " + ", ".join(sets)
         if remove:
             names.update({f"#r{i}": name for i, name in enumerate(remove)})
@@ -213,7 +333,7 @@ class JobStore:
                 TableName=self.table,
                 Key={"job_id": {"S": job_id}},
                 UpdateExpression=update,
-                ConditionExpression=" OR ".join(conditions),
+                ConditionExpression=condition,
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=values,
             )

@@ -57,9 +57,12 @@ def ensure_port_free(host: str, port: int, what: str) -> None:
 
 
 def stack_ports(settings: Settings) -> list[tuple[str, int, str]]:
-    ports = [(*bind_address(settings.web_bind), "web")]
+    ports = []
     if settings.aws_endpoint_url:
-        ports.insert(0, (*endpoint_address(settings.aws_endpoint_url), "AWS emulator"))
+        ports.append((*endpoint_address(settings.aws_endpoint_url), "AWS emulator"))
+    if settings.standins_url:
+        ports.append((*endpoint_address(settings.standins_url), "local stand-ins"))
+    ports.append((*bind_address(settings.web_bind), "web"))
     return ports
 
 

@@ -105,9 +105,10 @@ def callback() -> ResponseReturnValue:
         return redirect(url_for("annotations.home"))
     user = services().users.sign_in(
         user_id=identity["sub"],
-        email=identity.get("email", ""),
-        name=identity.get("name", ""),
-        institution=identity.get("organization", ""),
+        # Claims may be present and null (organization left blank at the identity provider).
+        email=identity.get("email") or "",
+        name=identity.get("name") or "",
+        institution=identity.get("organization") or "",
     )
     auth_tokens = tokens.by_resource_server.get("auth.globus.org", {})
     next_url = session.pop("login_next", None)

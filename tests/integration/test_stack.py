@@ -45,9 +45,11 @@ def alive(pid: int) -> bool:
 
 @pytest.fixture
 def stack_values() -> dict[str, str]:
-    emulator, web = free_port(), free_port()
+    emulator, standins, web = free_port(), free_port(), free_port()
     return local_values(
         GAS_AWS_ENDPOINT_URL=f"http://127.0.0.1:{emulator}",
+        GAS_STANDINS_URL=f"http://127.0.0.1:{standins}",
+        GLOBUS_SDK_SERVICE_URL_AUTH=f"http://127.0.0.1:{standins}/",
         GAS_WEB_BIND=f"127.0.0.1:{web}",
         GAS_WEB_URL=f"http://127.0.0.1:{web}",
     )
@@ -107,7 +109,7 @@ def test_make_run_starts_everything_and_sigterm_leaves_nothing_behind(stack_valu
         assert report["jobs"]["PENDING"] == 0
 
         processes = descendants(make.pid)
-        assert len(processes) >= 1 + 7  # honcho, emulator, web, five daemons (+ workers)
+        assert len(processes) >= 1 + 8  # honcho, emulator, stand-ins, web, five daemons
         started = time.monotonic()
         make.send_signal(signal.SIGTERM)
         make.wait(15)
@@ -117,7 +119,7 @@ def test_make_run_starts_everything_and_sigterm_leaves_nothing_behind(stack_valu
         )
         assert elapsed < 10, f"stack took {elapsed:.1f} s to stop"
         output = log_path.read_text()
-        for name in ("emulator", "web", *DAEMONS):
+        for name in ("emulator", "standins", "web", *DAEMONS):
             assert f"{name}.1 stopped (rc=0)" in output
         assert "Traceback" not in output
     finally:

@@ -22,5 +22,6 @@ def test_the_stack_needs_the_emulator_and_web_ports():
     settings = settings_from(local_values())
     assert stack_ports(settings) == [
         ("127.0.0.1", 4566, "AWS emulator"),
+        ("127.0.0.1", 4567, "local stand-ins"),
         ("127.0.0.1", 8080, "web"),
     ]

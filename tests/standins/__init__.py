@@ -1,0 +1,1 @@
+"""Tests of the local stand-ins (python -m gas.standins), driven over HTTP."""
