@@ -1,9 +1,103 @@
-"""Annotator: runs each requested job (the annotation itself arrives with the job pipeline).
+"""The annotator daemon: runs each requested job, once in effect.
 
-For now it runs the shared worker loop and logs each message it receives.
+For a job request it claims the job (a conditional PENDING -> RUNNING, or a
+take-over of a RUNNING job whose run stopped heartbeating), then runs
+`ann/run.py` as a subprocess, so a crash in annotation cannot take the daemon
+down; the worker loop keeps the message invisible meanwhile and deletes it once
+run.py has recorded COMPLETED or FAILED.
+
+A request for a job another run is working on (fresh heartbeat) is postponed,
+not dropped: if that run dies, this message is how the job gets taken over.
 """
 
-from gas.worker import log_received, serve
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import time
+import uuid
+
+from gas.jobs import JobStatus, JobStore
+from gas.messages import Bus
+from gas.settings import Settings
+from gas.worker import Handler, Message, RetryLater, serve
+
+log = logging.getLogger("ann.annotator")
+
+CRASHED = (
+    "The annotation stopped unexpectedly several times; this is our fault, not your file's. "
+    "Please submit it again."
+)
+
+
+def slots(settings: Settings) -> int:
+    return settings.annotator_slots or os.cpu_count() or 1
+
+
+def make_handler(settings: Settings) -> Handler:
+    jobs, bus = JobStore(settings), Bus(settings)
+
+    def handle(message: Message) -> None:
+        job_id = message.body.get("job_id")
+        if not isinstance(job_id, str):
+            raise ValueError(f"job request without a job_id: {message.body}")
+        claim_id = uuid.uuid4().hex
+        job = jobs.claim(job_id, claim_id, settings.job_stale_after_s)
+        if job is None:
+            _not_claimable(jobs, job_id, settings)
+            return
+        log.info(
+            "job claimed", extra={"claim_id": claim_id, "receive_count": message.receive_count}
+        )
+        started = time.monotonic()
+        code = subprocess.call(
+            [sys.executable, "-m", "ann.run", job_id, claim_id, str(os.getpid())]
+        )
+        log.info(
+            "job run ended",
+            extra={"exit_code": code, "duration_ms": round((time.monotonic() - started) * 1000)},
+        )
+        if code == 0:
+            return
+        job = jobs.get(job_id)
+        if job and job.job_status in (JobStatus.COMPLETED, JobStatus.FAILED):
+            # run.py recorded the outcome, then died, perhaps before announcing it.
+            # Announcing twice is harmless: notify emails once, archive checks the state.
+            bus.job_finished(job.job_id, job.user_id, job.job_status)
+            return
+        # run.py could not finish. Give the job back for another try, or, when this was the
+        # last delivery the queue allows, tell the user rather than leave it hanging.
+        if message.receive_count >= settings.queue_max_receive_count:
+            jobs.fail(job_id, CRASHED, claim_id=claim_id)
+            return
+        jobs.release(job_id, claim_id)
+        raise RuntimeError(f"job run exited with {code}; handed back for another try")
+
+    return handle
+
+
+def _not_claimable(jobs: JobStore, job_id: str, settings: Settings) -> None:
+    job = jobs.get(job_id)
+    if job is None:
+        log.warning("job request for an unknown job; dropped")
+        return
+    if job.job_status != JobStatus.RUNNING:
+        log.info("job already %s; request dropped", job.job_status)
+        return
+    # Another run holds it. Look again when its heartbeat would be stale.
+    silent_for = int(time.time()) - (job.heartbeat_at or 0)
+    raise RetryLater(
+        max(1, settings.job_stale_after_s - silent_for + 1), "job is running elsewhere"
+    )
+
 
 if __name__ == "__main__":
-    serve("annotator", lambda s: s.job_requests_queue, log_received)
+    serve(
+        "annotator",
+        lambda s: s.job_requests_queue,
+        make_handler,
+        concurrency=slots,
+        batch_size=slots,
+    )

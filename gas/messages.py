@@ -49,3 +49,15 @@ class Bus:
 
     def job_requested(self, job_id: str, user_id: str) -> None:
         self.publish(self.settings.job_requests_topic, job_request(job_id, user_id))
+
+    def job_finished(self, job_id: str, user_id: str, status: str) -> None:
+        """Tell notify; and for a completed job, ask archive to consider it (it checks the
+        user's plan when the message arrives, after the retention window)."""
+        self.publish(
+            self.settings.job_results_topic,
+            message("job_result", job_id=job_id, user_id=user_id, job_status=status),
+        )
+        if status == "COMPLETED":
+            self.publish(
+                self.settings.storage_topic, message("archive", job_id=job_id, user_id=user_id)
+            )

@@ -99,6 +99,17 @@ class Settings:
     )
     worker_wait_s: int = _doc("SQS long-poll wait of the worker loop (0-20)", default=20)
     worker_batch_size: int = _doc("messages a worker receives at once (1-10)", default=10)
+    shutdown_grace_s: int = _doc(
+        "on SIGTERM, how long a daemon lets work in flight finish before handing it back",
+        default=60,
+    )
+    annotator_slots: int = _doc("jobs an annotator runs at once (0: one per CPU core)", default=0)
+    job_stale_after_s: int = _doc(
+        "a RUNNING job silent this long is taken over by another annotator", default=120
+    )
+    work_dir: str = _doc(
+        "where jobs keep their files while running (empty: the system temp)", default=""
+    )
 
     @property
     def queues(self) -> tuple[str, ...]:
@@ -221,7 +232,11 @@ def _check(s: Settings) -> None:
             f"{env_name('free_max_input_bytes')} must be positive and at most "
             f"{env_name('max_input_bytes')}"
         )
-    for name in ("submit_rate_per_minute", "download_url_ttl_s"):
+    if s.annotator_slots < 0 or s.shutdown_grace_s < 0:
+        raise SettingsError(
+            f"{env_name('annotator_slots')} and {env_name('shutdown_grace_s')} must not be negative"
+        )
+    for name in ("submit_rate_per_minute", "download_url_ttl_s", "job_stale_after_s"):
         if getattr(s, name) < 1:
             raise SettingsError(f"{env_name(name)} must be at least 1")
     if "@" not in s.ses_sender:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -59,6 +60,15 @@ class Message:
 Handler = Callable[[Message], None]
 
 
+class RetryLater(Exception):
+    """Raised by a handler: not now, ask me again in `seconds` (not a failure: no error log)."""
+
+    def __init__(self, seconds: int, reason: str) -> None:
+        super().__init__(reason)
+        self.seconds = seconds
+        self.reason = reason
+
+
 class MalformedMessage(ValueError):
     """The body is not a JSON object: no handler can succeed, so it will dead-letter."""
 
@@ -94,6 +104,7 @@ class Worker:
         self.concurrency = concurrency
         self.batch_size = min(MAX_SQS_BATCH, batch_size or settings.worker_batch_size)
         self.wait_s = settings.worker_wait_s if wait_s is None else wait_s
+        self.shutdown_grace_s = settings.shutdown_grace_s
         self.sqs = aws.client(settings, "sqs")
         self.stopping = threading.Event()
         self._held: dict[str, _Held] = {}
@@ -152,6 +163,7 @@ class Worker:
                     for message in messages:
                         self._start(pool, message)
                 self._hand_back_unstarted()
+                self._drain()
             self._finished.set()
             log.info("worker stopped")
 
@@ -232,6 +244,9 @@ class Worker:
                 if message.malformed:
                     raise MalformedMessage(message.malformed)
                 self.handler(message)
+            except RetryLater as later:
+                self._set_visibility([message.receipt_handle], later.seconds)
+                log.info("message postponed: %s", later.reason, extra={"retry_in_s": later.seconds})
             except Exception:
                 log.exception(
                     "handler failed; message left for redelivery",
@@ -266,6 +281,23 @@ class Worker:
             with self._lock:
                 handles = list(self._held)
             self._set_visibility(handles, self.visibility_timeout_s)
+
+    def _drain(self) -> None:
+        """Let handlers in flight finish within the grace period, else hand their messages
+        back and leave: the process exits, its threads (and children) with it."""
+        deadline = time.monotonic() + self.shutdown_grace_s
+        with self._lock:
+            while self._held and time.monotonic() < deadline:
+                self._slot_freed.wait(max(0.0, deadline - time.monotonic()))
+            abandoned = list(self._held)
+        if abandoned:
+            self._set_visibility(abandoned, 0)
+            log.warning(
+                "grace period over: handed back messages still in flight",
+                extra={"count": len(abandoned), "grace_s": self.shutdown_grace_s},
+            )
+            logging.shutdown()
+            os._exit(0)
 
     def _hand_back_unstarted(self) -> None:
         """Make messages we received but never started visible to others at once."""
@@ -334,6 +366,7 @@ def serve(
     make_handler: Callable[[Settings], Handler],
     *,
     concurrency: Callable[[Settings], int] = lambda _: 1,
+    batch_size: Callable[[Settings], int | None] = lambda _: None,
 ) -> NoReturn:
     """Entry point of a daemon: settings, logging, signals, then the loop until stopped."""
     try:
@@ -342,7 +375,11 @@ def serve(
         sys.exit(f"{process}: configuration error: {exc}")
     configure_logging(process, settings.log_level)
     worker = Worker(
-        settings, queue(settings), make_handler(settings), concurrency=concurrency(settings)
+        settings,
+        queue(settings),
+        make_handler(settings),
+        concurrency=concurrency(settings),
+        batch_size=batch_size(settings),
     )
     worker.install_signal_handlers()
     worker.run()

@@ -1,9 +1,69 @@
-"""Notify: emails the user when a job ends (the email itself arrives with the job pipeline).
+"""Notify: emails the user when their job ends, once.
 
-For now it runs the shared worker loop and logs each message it receives.
+For each job result it reads the job and the user, sends one email through SES
+(subject and body name the input file and the outcome, link to the job page,
+and give the reason of a failure), then records `notified_at`. A job already
+notified is skipped, so a repeated result message sends nothing. SES errors
+raise: the message is retried and dead-lettered after 5 receives.
 """
 
-from gas.worker import log_received, serve
+from __future__ import annotations
+
+import logging
+
+from gas import aws
+from gas.jobs import Job, JobStatus, JobStore
+from gas.settings import Settings
+from gas.users import UserStore
+from gas.worker import Handler, Message, serve
+
+log = logging.getLogger("util.notify")
+
+
+def compose(job: Job, web_url: str) -> tuple[str, str]:
+    """Subject and plain-text body of the email about `job`'s outcome."""
+    link = f"{web_url.rstrip('/')}/annotations/{job.job_id}"
+    if job.job_status == JobStatus.FAILED:
+        subject = f"GAS: annotation of {job.input_file_name} FAILED"
+        outcome = f"The annotation of {job.input_file_name} failed: {job.error}"
+    else:
+        subject = f"GAS: annotation of {job.input_file_name} COMPLETED"
+        variants = f" ({job.variant_count} variants)" if job.variant_count is not None else ""
+        outcome = f"The annotation of {job.input_file_name} is complete{variants}."
+    body = f"{outcome}\n\nStatus: {job.job_status}\nDetails and downloads: {link}\n\n— GAS\n"
+    return subject, body
+
+
+def make_handler(settings: Settings) -> Handler:
+    jobs, users = JobStore(settings), UserStore(settings)
+    ses = aws.client(settings, "ses")
+
+    def handle(message: Message) -> None:
+        job = jobs.get(str(message.body.get("job_id")))
+        if job is None:
+            log.warning("result for an unknown job; dropped")
+            return
+        if job.notified_at:
+            log.info("user already notified; dropped")
+            return
+        if job.job_status not in (JobStatus.COMPLETED, JobStatus.FAILED):
+            log.info("job is %s, not finished; dropped", job.job_status)
+            return
+        user = users.get(job.user_id)
+        if user is None or not user.email:
+            log.warning("no email address for the job's user; nothing sent")
+            return
+        subject, body = compose(job, settings.web_url)
+        ses.send_email(
+            Source=settings.ses_sender,
+            Destination={"ToAddresses": [user.email]},
+            Message={"Subject": {"Data": subject}, "Body": {"Text": {"Data": body}}},
+        )
+        jobs.mark_notified(job.job_id)
+        log.info("user notified", extra={"status": job.job_status})
+
+    return handle
+
 
 if __name__ == "__main__":
-    serve("notify", lambda s: s.job_results_queue, log_received)
+    serve("notify", lambda s: s.job_results_queue, make_handler)

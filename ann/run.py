@@ -1,0 +1,183 @@
+"""One job, start to finish: `python -m ann.run <job_id> <claim_id> <annotator pid>`.
+
+Started by the annotator for a job it has claimed (RUNNING with `claim_id`).
+Downloads the input, annotates it with AnnTools, uploads the annotated VCF and
+its log, records COMPLETED (or FAILED with the engine's message) and publishes
+the outcome. While it works, a heartbeat records progress every 2 s, which also
+tells other annotators the job is alive. Its work folder goes whatever happens.
+
+Exit status: 0 when the job reached COMPLETED or FAILED (by this run or another);
+non-zero when it could not (an AWS error that outlived its retries, a crash):
+the annotator then hands the job back for another try.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import re
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+from botocore.exceptions import ClientError
+
+from ann.anntools import AnnotationError, annotate_file
+from gas import aws
+from gas.files import Files
+from gas.jobs import Job, JobStatus, JobStore
+from gas.log import configure_logging, log_context
+from gas.messages import Bus
+from gas.settings import Settings, SettingsError, load_settings
+
+log = logging.getLogger("ann.run")
+HEARTBEAT_S = 2.0
+PR_SET_PDEATHSIG = 1
+
+
+class Heartbeat(threading.Thread):
+    """Writes the job's progress (and so its liveness) every HEARTBEAT_S seconds."""
+
+    def __init__(self, jobs: JobStore, job: Job) -> None:
+        super().__init__(name="heartbeat", daemon=True)
+        self.jobs, self.job = jobs, job
+        self.progress = 0
+        self.stopped = threading.Event()
+        self.lost = threading.Event()  # another run took the job over
+
+    def run(self) -> None:
+        while not self.stopped.wait(HEARTBEAT_S):
+            try:
+                alive = self.jobs.heartbeat(self.job.job_id, self.job.claim_id or "", self.progress)
+            except (*aws.UNREACHABLE, ClientError) as exc:
+                log.warning("heartbeat not recorded (will try again): %s", exc)
+                continue
+            if not alive:
+                self.lost.set()
+                return
+
+
+def result_keys(job: Job, input_name: str) -> tuple[str, str]:
+    """`<user>/<job>/<stem>.annot.vcf` and `<user>/<job>/<stem>.vcf.count.log` (DESIGN.md)."""
+    stem = re.sub(r"\.vcf(\.gz)?$", "", input_name, flags=re.IGNORECASE)
+    prefix = f"{job.user_id}/{job.job_id}/"
+    return prefix + f"{stem}.annot.vcf", prefix + f"{stem}.vcf.count.log"
+
+
+def safe_local_name(name: str) -> str:
+    """The input's name as a file in the work folder (no path tricks, never empty)."""
+    base = name.replace("\\", "/").rsplit("/", 1)[-1].strip().lstrip(".")
+    return re.sub(r"[^A-Za-z0-9._+-]", "_", base) or "input.vcf"
+
+
+def run(settings: Settings, job_id: str, claim_id: str) -> int:
+    jobs, files, bus = JobStore(settings), Files(settings), Bus(settings)
+    job = jobs.get(job_id)
+    if job is None or job.job_status != JobStatus.RUNNING or job.claim_id != claim_id:
+        log.info("job is not held by this run; nothing to do", extra={"job_id": job_id})
+        return 0
+    with log_context(job_id=job.job_id, user_id=job.user_id):
+        work = Path(tempfile.mkdtemp(prefix=f"gas-{job.job_id}-", dir=settings.work_dir or None))
+        heartbeat = Heartbeat(jobs, job)
+        try:
+            heartbeat.start()
+            return _annotate(settings, jobs, files, bus, job, work, heartbeat)
+        finally:
+            heartbeat.stopped.set()
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def _annotate(
+    settings: Settings,
+    jobs: JobStore,
+    files: Files,
+    bus: Bus,
+    job: Job,
+    work: Path,
+    heartbeat: Heartbeat,
+) -> int:
+    claim = job.claim_id or ""
+    input_path = work / safe_local_name(job.input_file_name)
+    try:
+        files.s3.download_file(job.s3_inputs_bucket, job.s3_key_input_file, str(input_path))
+    except files.s3.exceptions.ClientError as exc:
+        if aws.error_code(exc) not in ("404", "NoSuchKey", "NotFound"):
+            raise
+        return _finish_failed(jobs, bus, job, "input file not found")
+
+    def progress(fraction: float) -> None:
+        heartbeat.progress = max(heartbeat.progress, min(99, int(fraction * 100)))
+
+    try:
+        result = annotate_file(
+            input_path, out_dir=work / "out", assembly=job.assembly, progress=progress
+        )
+    except AnnotationError as exc:
+        return _finish_failed(jobs, bus, job, str(exc))
+    if heartbeat.lost.is_set():
+        log.warning("another run took this job over; leaving it to that run")
+        return 0
+
+    result_key, log_key = result_keys(job, input_path.name)
+    bucket = settings.results_bucket
+    files.s3.upload_file(str(result.annotated_path), bucket, result_key)
+    files.s3.upload_file(str(result.log_path), bucket, log_key)
+    completed = jobs.complete(
+        job.job_id,
+        claim,
+        results_bucket=bucket,
+        result_key=result_key,
+        log_key=log_key,
+        variant_count=result.variant_count,
+        summary=dict(result.summary),
+    )
+    if not completed:
+        log.warning("job was no longer held by this run at completion; not publishing")
+        return 0
+    log.info("job completed", extra={"variant_count": result.variant_count})
+    bus.job_finished(job.job_id, job.user_id, JobStatus.COMPLETED)
+    return 0
+
+
+def _finish_failed(jobs: JobStore, bus: Bus, job: Job, error: str) -> int:
+    if jobs.fail(job.job_id, error, claim_id=job.claim_id):
+        log.info("job failed: %s", error)
+        bus.job_finished(job.job_id, job.user_id, JobStatus.FAILED)
+    return 0
+
+
+def _die_with_parent(parent: int) -> None:
+    """If the annotator dies (kill -9), this run dies too, instead of racing a re-claim."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except OSError:  # not Linux: the claim check at completion still protects the job
+        return
+    if os.getppid() != parent:  # the annotator died before prctl took effect
+        os._exit(1)
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 3 or not argv[2].isdigit():
+        print("usage: python -m ann.run <job_id> <claim_id> <annotator pid>", file=sys.stderr)
+        return 2
+    _die_with_parent(int(argv[2]))
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"run: configuration error: {exc}", file=sys.stderr)
+        return 2
+    configure_logging("run", settings.log_level)
+    try:
+        return run(settings, argv[0], argv[1])
+    except Exception:
+        log.exception("job run crashed", extra={"job_id": argv[0]})
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

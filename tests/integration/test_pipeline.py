@@ -1,0 +1,231 @@
+"""The job pipeline as processes: submit -> annotator -> run.py -> notify, exactly once."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from ann.anntools import annotate_file
+from gas import aws
+from gas.jobs import Job, JobStore
+from gas.messages import Bus
+from gas.settings import settings_from
+from gas.standins.mail import Outbox
+from gas.users import UserStore
+from tests.conftest import process_env, wait_until
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+HEADER = b"##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n"
+RECORDS = (
+    b"1\t69511\t.\tA\tG\t50\tPASS\tDP=10\n"
+    b"chr1\t1014143\t.\tC\tT\t50\tPASS\t.\n"
+    b"chr17\t7674220\t.\tC\tT\t50\tPASS\t.\n"
+)
+
+
+@pytest.fixture
+def pipeline_values(gas_values):
+    return {**gas_values, "GAS_JOB_STALE_AFTER_S": "3", "GAS_ANNOTATOR_SLOTS": "2",
+            "GAS_SHUTDOWN_GRACE_S": "30"}  # fmt: skip
+
+
+@pytest.fixture
+def pipeline(pipeline_values, provisioned):
+    """Settings of the daemons under test (the emulator provisioned)."""
+    return settings_from(pipeline_values)
+
+
+class Daemons:
+    def __init__(self, values, tmp_path: Path) -> None:
+        self.values, self.tmp_path, self.procs = values, tmp_path, {}
+
+    def start(self, module: str, name: str | None = None) -> subprocess.Popen:
+        name = name or module
+        log = (self.tmp_path / f"{name}.log").open("a")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", module],
+            cwd=ROOT,
+            env=process_env(self.values),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        self.procs[name] = proc
+        return proc
+
+    def logs(self, name: str) -> list[dict]:
+        text = (self.tmp_path / f"{name}.log").read_text()
+        return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+    def stop_all(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+@pytest.fixture
+def daemons(pipeline_values, tmp_path):
+    running = Daemons(pipeline_values, tmp_path)
+    yield running
+    running.stop_all()
+
+
+@pytest.fixture
+def user(pipeline):
+    return UserStore(pipeline).sign_in(f"u-{uuid.uuid4()}", "ada@example.org", "Ada", "")
+
+
+def submit(settings, user, content: bytes = HEADER + RECORDS, name: str = "sample.vcf",
+           publish: bool = True) -> Job:  # fmt: skip
+    """A job as the web tier records it: input in the bucket, PENDING item, job request."""
+    job_id = str(uuid.uuid4())
+    key = f"{user.user_id}/{job_id}/{name}"
+    aws.client(settings, "s3").put_object(Bucket=settings.inputs_bucket, Key=key, Body=content)
+    job = Job(job_id=job_id, user_id=user.user_id, input_file_name=name,
+              s3_inputs_bucket=settings.inputs_bucket, s3_key_input_file=key,
+              submit_time=int(time.time()))  # fmt: skip
+    JobStore(settings).create(job)
+    if publish:
+        Bus(settings).job_requested(job_id, user.user_id)
+    return job
+
+
+def finished(settings, job_id: str, timeout: float = 60) -> Job:
+    jobs = JobStore(settings)
+
+    def done():
+        job = jobs.get(job_id)
+        return job if job and job.job_status in ("COMPLETED", "FAILED") else None
+
+    return wait_until(done, timeout=timeout, interval=0.1, what=f"job {job_id} to finish")
+
+
+def sent(settings) -> list:
+    return Outbox(settings.aws_endpoint_url).sent()
+
+
+def results(settings) -> list[str]:
+    listing = aws.client(settings, "s3").list_objects_v2(Bucket=settings.results_bucket)
+    return sorted(o["Key"] for o in listing.get("Contents", []))
+
+
+def test_a_submitted_job_completes_with_the_engines_result_and_one_email(
+    pipeline, user, daemons, tmp_path
+):
+    daemons.start("ann.annotator")
+    daemons.start("util.notify")
+    job = finished(pipeline, submit(pipeline, user).job_id)
+    assert job.job_status == "COMPLETED"
+    assert job.variant_count == 3 and sum(job.summary.values()) == 3
+    prefix = f"{user.user_id}/{job.job_id}/"
+    assert results(pipeline) == [prefix + "sample.annot.vcf", prefix + "sample.vcf.count.log"]
+    # The stored result is exactly what the engine makes of the same input.
+    (tmp_path / "sample.vcf").write_bytes(HEADER + RECORDS)
+    expected = annotate_file(tmp_path / "sample.vcf", out_dir=tmp_path / "out", assembly="hg19")
+    stored = (
+        aws.client(pipeline, "s3")
+        .get_object(Bucket=pipeline.results_bucket, Key=prefix + "sample.annot.vcf")["Body"]
+        .read()
+    )
+    assert stored == expected.annotated_path.read_bytes()
+    wait_until(lambda: len(sent(pipeline)) == 1, what="the email")
+    (email,) = sent(pipeline)
+    assert email.to == ["ada@example.org"]
+    assert email.subject == "GAS: annotation of sample.vcf COMPLETED"
+    assert f"/annotations/{job.job_id}" in email.body
+
+
+def test_a_bad_vcf_fails_with_the_engines_message_and_is_not_retried(pipeline, user, daemons):
+    daemons.start("ann.annotator")
+    daemons.start("util.notify")
+    bad = HEADER + b"chr1\tnot-a-number\t.\tA\tG\t50\tPASS\t.\n"
+    job = finished(pipeline, submit(pipeline, user, bad, "bad.vcf").job_id)
+    assert job.job_status == "FAILED"
+    assert "line 3" in job.error and "POS" in job.error
+    wait_until(lambda: len(sent(pipeline)) == 1, what="the failure email")
+    assert job.error in sent(pipeline)[0].body
+    claims = [e for e in daemons.logs("ann.annotator") if e["msg"] == "job claimed"]
+    assert len(claims) == 1
+
+
+def test_a_missing_input_fails_the_job(pipeline, user, daemons):
+    daemons.start("ann.annotator")
+    job = submit(pipeline, user, publish=False)
+    aws.client(pipeline, "s3").delete_object(
+        Bucket=pipeline.inputs_bucket, Key=job.s3_key_input_file
+    )
+    Bus(pipeline).job_requested(job.job_id, user.user_id)
+    failed = finished(pipeline, job.job_id)
+    assert (failed.job_status, failed.error) == ("FAILED", "input file not found")
+
+
+def test_a_request_delivered_twice_gives_one_result_and_one_email(pipeline, user, daemons):
+    job = submit(pipeline, user)
+    Bus(pipeline).job_requested(job.job_id, user.user_id)  # the duplicate
+    daemons.start("ann.annotator")
+    daemons.start("util.notify")
+    finished(pipeline, job.job_id)
+    wait_until(lambda: sent(pipeline), what="an email")
+    time.sleep(4)  # time for the duplicate to be handled, postponed and dropped
+    assert len(sent(pipeline)) == 1
+    assert len(results(pipeline)) == 2
+    queue = aws.client(pipeline, "sqs")
+    url = queue.get_queue_url(QueueName=pipeline.job_requests_queue)["QueueUrl"]
+    wait_until(lambda: queue.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])[
+        "Attributes"]["ApproximateNumberOfMessagesNotVisible"] == "0", timeout=20,
+        what="both requests handled")  # fmt: skip
+
+
+def test_twenty_jobs_at_once_each_complete_exactly_once(pipeline, user, daemons):
+    jobs = [submit(pipeline, user, name=f"s{i}.vcf") for i in range(20)]
+    daemons.start("ann.annotator")
+    daemons.start("util.notify")
+    for job in jobs:
+        assert finished(pipeline, job.job_id, timeout=120).job_status == "COMPLETED"
+    assert len(results(pipeline)) == 40
+    wait_until(lambda: len(sent(pipeline)) == 20, timeout=30, what="twenty emails")
+    subjects = sorted(e.subject for e in sent(pipeline))
+    assert subjects == sorted(f"GAS: annotation of s{i}.vcf COMPLETED" for i in range(20))
+
+
+def big_vcf(records: int) -> bytes:
+    """A valid VCF large enough that annotating it takes a while."""
+    lines = [f"chr1\t{1_000_000 + 7 * i}\t.\tA\tG\t50\tPASS\t.\n".encode() for i in range(records)]
+    return gzip.compress(HEADER + b"".join(lines), compresslevel=1)
+
+
+def test_a_job_survives_kill_9_of_its_annotator(pipeline, user, daemons):
+    first = daemons.start("ann.annotator", "first")
+    job = submit(pipeline, user, big_vcf(400_000), "big.vcf.gz")
+    jobs = JobStore(pipeline)
+    wait_until(lambda: jobs.get(job.job_id).job_status == "RUNNING", interval=0.02,
+               what="the job to start")  # fmt: skip
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    daemons.start("ann.annotator", "second")
+    done = finished(pipeline, job.job_id, timeout=90)
+    assert done.job_status == "COMPLETED"
+    assert len(results(pipeline)) == 2
+    takeovers = [e for e in daemons.logs("second") if e["msg"] == "job claimed"]
+    assert len(takeovers) == 1
+
+
+def test_sigterm_lets_the_running_job_finish(pipeline, user, daemons):
+    annotator = daemons.start("ann.annotator")
+    job = submit(pipeline, user, big_vcf(400_000), "big.vcf.gz")
+    jobs = JobStore(pipeline)
+    wait_until(lambda: jobs.get(job.job_id).job_status == "RUNNING", interval=0.02,
+               what="the job to start")  # fmt: skip
+    annotator.send_signal(signal.SIGTERM)
+    assert annotator.wait(60) == 0
+    assert jobs.get(job.job_id).job_status == "COMPLETED"
