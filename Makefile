@@ -12,11 +12,11 @@ DATA_DIR := data/anntools
 .PHONY: run test lint format data setup bench bench-annotate lock clean
 
 ## run: set everything up and start the whole local stack (http://127.0.0.1:8080)
-run: setup
+run: setup data
 	exec $(PY) -m gas stack
 
 ## test: set everything up and run the full test suite
-test: setup
+test: setup data
 	$(PY) -m pytest
 
 ## lint: ruff lint and format check
