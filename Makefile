@@ -8,15 +8,16 @@ PY := $(VENV)/bin/python
 PIP_QUIET := --quiet --disable-pip-version-check --no-input
 GENOME_CACHE := .cache/genomes
 DATA_DIR := data/anntools
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test lint format data setup bench bench-annotate lock clean
+.PHONY: run test lint format data browser setup bench bench-annotate lock clean
 
 ## run: set everything up and start the whole local stack (http://127.0.0.1:8080)
 run: setup data
 	exec $(PY) -m gas stack
 
 ## test: set everything up and run the full test suite
-test: setup data
+test: setup data browser
 	$(PY) -m pytest
 
 ## lint: ruff lint and format check
@@ -35,6 +36,12 @@ $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install $(PIP_QUIET) -r requirements.txt
 	touch $@
+
+## browser: Debian's chromium, which the browser tests drive through Playwright
+browser:
+	@command -v chromium >/dev/null || { \
+	  echo "installing Debian's chromium for the browser tests"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends chromium; }
 
 ## data: fetch the genome tables and build the engine's on-disk bundle (a no-op when built)
 data: setup

@@ -1,0 +1,111 @@
+"""The whole local stack as `make run` starts it (on free ports), and a headless Chromium."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from tests.conftest import ROOT, free_port, local_values, process_env, wait_until
+
+ARTIFACTS = ROOT / "tests" / "artifacts"
+CHROMIUM = "/usr/bin/chromium"
+# Without these, Chromium keeps trying to reach Google's hosts, which this network refuses.
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+
+
+class Stack:
+    def __init__(self, values: dict[str, str], log: Path) -> None:
+        self.values = values
+        self.url = values["GAS_WEB_URL"]
+        self.log = log
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "gas", "stack"], cwd=ROOT, env=process_env(values),
+            stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+
+    def wait_ready(self) -> None:
+        def ready() -> bool:
+            try:
+                health = requests.get(f"{self.url}/healthz", timeout=2).json()
+            except (requests.ConnectionError, ValueError):
+                return False
+            text = self.log.read_text()
+            return (
+                health["aws"]["provisioned"]
+                and "annotator.1 " in text
+                and ('"worker started"' in text.split("annotator.1 ", 1)[1])
+            )
+
+        wait_until(ready, timeout=90, interval=0.3, what="the stack to be ready")
+
+    def stop(self) -> None:
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory) -> Iterator[Stack]:
+    emulator, standins, web = free_port(), free_port(), free_port()
+    values = local_values(
+        GAS_AWS_ENDPOINT_URL=f"http://127.0.0.1:{emulator}",
+        GAS_STANDINS_URL=f"http://127.0.0.1:{standins}",
+        GLOBUS_SDK_SERVICE_URL_AUTH=f"http://127.0.0.1:{standins}/",
+        GAS_WEB_BIND=f"127.0.0.1:{web}",
+        GAS_WEB_URL=f"http://127.0.0.1:{web}",
+    )
+    running = Stack(values, tmp_path_factory.mktemp("stack") / "stack.log")
+    try:
+        running.wait_ready()
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser) -> Iterator[Page]:
+    context = browser.new_context(accept_downloads=True)
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    yield page
+    context.close()
+
+
+def screenshot(page: Page, name: str) -> None:
+    """Keep a picture of a main page for a reviewer (tests/artifacts is git-ignored)."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def log_in(page: Page, stack: Stack, email: str, name: str) -> None:
+    """Log in through the local identity provider's real form."""
+    page.goto(f"{stack.url}/login")
+    page.fill("input[name=email]", email)
+    page.fill("input[name=name]", name)
+    page.locator("form[method=post] [type=submit]").click()
+    page.wait_for_url(f"{stack.url}/annotations")
