@@ -17,6 +17,7 @@ from flask.typing import ResponseReturnValue
 from gas.jobs import Job
 from gas.submit import Rejected, human_size
 from web.auth import current_user, login_required
+from web.errors import render_error
 from web.services import services
 
 bp = Blueprint("annotations", __name__)
@@ -48,8 +49,8 @@ def accept() -> ResponseReturnValue:
     try:
         job = services().submissions.accept_upload(current_user(), bucket, key)
     except Rejected as rejected:
-        if rejected.status == 404:
-            abort(404)
+        if rejected.status in (404, 429):
+            return render_error(rejected.status, rejected.message)
         flash(rejected.message, "danger")
         return redirect(url_for("annotations.annotate"))
     return redirect(url_for("annotations.detail", job_id=job.job_id))

@@ -134,7 +134,7 @@ def logout() -> ResponseReturnValue:
     for token in session.get("globus_tokens", []):
         try:
             client.oauth2_revoke_token(token)
-        except globus_sdk.GlobusAPIError as exc:
+        except globus_sdk.GlobusError as exc:  # refused, or unreachable: log out regardless
             log.warning("token revocation failed: %s", exc)
     session.clear()
     flash("You are logged out.", "info")

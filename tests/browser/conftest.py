@@ -102,10 +102,10 @@ def screenshot(page: Page, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
-def log_in(page: Page, stack: Stack, email: str, name: str) -> None:
-    """Log in through the local identity provider's real form."""
-    page.goto(f"{stack.url}/login")
+def log_in(page: Page, stack: Stack, email: str, name: str, start: str = "/login") -> None:
+    """Visit `start` and log in through the local identity provider's real form."""
+    page.goto(f"{stack.url}{start}")
     page.fill("input[name=email]", email)
     page.fill("input[name=name]", name)
     page.locator("form[method=post] [type=submit]").click()
-    page.wait_for_url(f"{stack.url}/annotations")
+    page.wait_for_url(f"{stack.url}{'/annotations' if start == '/login' else start}")

@@ -60,10 +60,15 @@ def test_log_in_upload_follow_and_download(stack, page, tmp_path):
     page.goto(f"{stack.url}/profile")
     screenshot(page, "profile")
 
+    page.click("nav >> text=Log out")
+    expect(page.locator(".alert")).to_contain_text("You are logged out.")
+    page.goto(f"{stack.url}/annotations")
+    expect(page.locator("input[name=email]")).to_be_visible()  # back at the identity provider
+
 
 def test_a_free_user_choosing_a_200_kib_file_sees_the_limit(stack, page, tmp_path):
-    log_in(page, stack, "alan@example.org", "Alan Turing")
-    page.goto(f"{stack.url}/annotate")
+    log_in(page, stack, "alan@example.org", "Alan Turing", start="/annotate")
+    expect(page.locator("h1")).to_have_text("Annotate a VCF")  # back where they were going
     big = tmp_path / "big.vcf"
     big.write_bytes(VCF + b"#" * (200 * 1024))
     page.set_input_files("#file", str(big))

@@ -250,3 +250,43 @@ def test_the_web_app_refuses_to_start_without_a_secret_key(web_settings, gas_val
 
     with pytest.raises(SettingsError, match="GAS_SECRET_KEY is required"):
         create_app(settings_from(gas_values))
+
+
+def test_my_annotations_are_paginated(login, web_settings):
+    ada = login()
+    for i in range(23):
+        _job(web_settings, ada.user.user_id, job_id=f"0b0c8f3e-1111-4222-8333-{i:012d}",
+             input_file_name=f"f{i:02d}.vcf", submit_time=1_700_000_000 + i)  # fmt: skip
+    first = ada.client.get("/annotations").text
+    names = re.findall(r">(f\d\d\.vcf)<", first)
+    assert names == [f"f{i:02d}.vcf" for i in range(22, 2, -1)]
+    older = re.search(r'href="(/annotations\?cursor=[^"]+)"', first).group(1)
+    second = ada.client.get(older.replace("&amp;", "&")).text
+    assert re.findall(r">(f\d\d\.vcf)<", second) == ["f02.vcf", "f01.vcf", "f00.vcf"]
+    assert ada.client.get("/annotations?cursor=garbage").status_code == 404
+
+
+def test_logging_out_clears_the_session_even_if_the_identity_provider_is_down(login):
+    ada = login()
+    with ada.client.session_transaction() as session:
+        session["globus_tokens"] = ["a-token"]  # nothing listens where the SDK would revoke it
+    response = ada.client.post("/logout", data={"csrf_token": ada.csrf()})
+    assert response.status_code == 302
+    assert ada.client.get("/profile").status_code == 302  # logged out
+
+
+def test_the_browser_path_answers_429_over_the_rate_limit(gas_values, provisioned, login):
+    settings = settings_from(
+        {**gas_values, "GAS_SECRET_KEY": "k", "GAS_SUBMIT_RATE_PER_MINUTE": "1"}
+    )
+    app = create_app(settings)
+    ada = login()
+    client = _logged_in(app.test_client(), ada)
+    from tests.web.conftest import upload_via_form
+
+    codes = []
+    for _ in range(2):
+        page = client.get("/annotate").get_data(as_text=True)
+        target = upload_via_form(page, VCF, "r.vcf").headers["Location"]
+        codes.append(client.get(target[target.index("/annotate/job") :]).status_code)
+    assert codes == [302, 429]
