@@ -52,6 +52,8 @@ bench: bench-annotate
 
 ## bench-annotate: our engine against vcfanno on a >=1M-record VCF
 bench-annotate: setup data
+	@command -v vcfanno >/dev/null && command -v tabix >/dev/null && test -x /usr/bin/time || { \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq vcfanno tabix time; }
 	$(PY) -m tests.bench.annotate
 
 ## lock: re-pin requirements.txt from requirements.in in a throwaway virtualenv
