@@ -10,7 +10,7 @@ GENOME_CACHE := .cache/genomes
 DATA_DIR := data/anntools
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test lint format data browser setup bench bench-annotate lock clean
+.PHONY: run test lint format data browser setup bench bench-annotate bench-pipeline lock clean
 
 ## run: set everything up and start the whole local stack (http://127.0.0.1:8080)
 run: setup data
@@ -48,7 +48,11 @@ data: setup
 	$(PY) -m ann.anntools build-data --cache $(GENOME_CACHE) --out $(DATA_DIR)
 
 ## bench: every benchmark
-bench: bench-annotate
+bench: bench-annotate bench-pipeline
+
+## bench-pipeline: submit->COMPLETED latency and jobs/min on the local pipeline
+bench-pipeline: setup data
+	$(PY) -m tests.bench.pipeline
 
 ## bench-annotate: our engine against vcfanno on a >=1M-record VCF
 bench-annotate: setup data
