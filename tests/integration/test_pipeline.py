@@ -229,3 +229,42 @@ def test_sigterm_lets_the_running_job_finish(pipeline, user, daemons):
     annotator.send_signal(signal.SIGTERM)
     assert annotator.wait(60) == 0
     assert jobs.get(job.job_id).job_status == "COMPLETED"
+
+
+def test_sigterm_past_the_grace_period_hands_the_job_back(pipeline_values, pipeline, user,
+                                                          daemons):  # fmt: skip
+    daemons.values = {**pipeline_values, "GAS_SHUTDOWN_GRACE_S": "0"}
+    annotator = daemons.start("ann.annotator", "first")
+    job = submit(pipeline, user, big_vcf(400_000), "big.vcf.gz")
+    jobs = JobStore(pipeline)
+    wait_until(lambda: jobs.get(job.job_id).job_status == "RUNNING", interval=0.02,
+               what="the job to start")  # fmt: skip
+    annotator.send_signal(signal.SIGTERM)
+    assert annotator.wait(10) == 0
+    handed_back = [e for e in daemons.logs("first") if e["msg"].startswith("grace period over")]
+    assert len(handed_back) == 1
+    daemons.start("ann.annotator", "second")
+    assert finished(pipeline, job.job_id, timeout=90).job_status == "COMPLETED"
+    assert len(results(pipeline)) == 2
+
+
+def test_an_email_ses_refuses_is_retried_then_dead_lettered(pipeline_values, pipeline, user,
+                                                           daemons):  # fmt: skip
+    # A sender SES never verified: every send is refused (MessageRejected).
+    daemons.values = {**pipeline_values, "GAS_SES_SENDER": "nobody@unverified.example"}
+    daemons.start("util.notify")
+    job = submit(pipeline, user, publish=False)
+    JobStore(pipeline).fail(job.job_id, "test failure", expected="PENDING")
+    Bus(pipeline).job_finished(job.job_id, user.user_id, "FAILED")
+    sqs = aws.client(pipeline, "sqs")
+    dlq = sqs.get_queue_url(QueueName=f"{pipeline.job_results_queue}-dlq")["QueueUrl"]
+
+    def dead_lettered() -> bool:
+        attrs = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["All"])["Attributes"]
+        return attrs["ApproximateNumberOfMessages"] == "1"
+
+    wait_until(dead_lettered, timeout=40, what="the message in the DLQ")
+    failures = [e for e in daemons.logs("util.notify") if e["level"] == "error"]
+    assert len(failures) == 5 and all("MessageRejected" in e["exc"] for e in failures)
+    assert sent(pipeline) == []
+    assert JobStore(pipeline).get(job.job_id).notified_at is None
