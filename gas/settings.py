@@ -62,6 +62,38 @@ class Settings:
         "Globus Auth client secret (a secret: environment only, except the local stand-in's)",
         default="",
     )
+    stripe_api_key: str = _doc(
+        "Stripe secret API key (a secret: environment only, except the local stand-in's)",
+        default="",
+    )
+    stripe_webhook_secret: str = _doc(
+        "Stripe webhook endpoint secret, whsec_... (a secret, like the API key)", default=""
+    )
+    stripe_price_id: str = _doc("Stripe price of the premium subscription", default="")
+    stripe_api_base: str = _doc(
+        "Stripe API base URL: the local stand-in in development, empty for Stripe itself",
+        default="",
+    )
+    free_retention_s: int = _doc(
+        "how long a free user's results stay downloadable after completion", default=300
+    )
+    archive_sweep_s: int = _doc(
+        "how often archive.py looks for free users' results past their window", default=60
+    )
+    archive_backend: Literal["storage-class", "glacier-vault"] = _doc(
+        "cold storage: S3 storage classes (default) or the S3 Glacier vault API",
+        default="storage-class",
+    )
+    archive_storage_class: Literal["GLACIER", "DEEP_ARCHIVE"] = _doc(
+        "storage class of archived results (storage-class backend)", default="GLACIER"
+    )
+    glacier_vault: str = _doc(
+        "vault of archived results (glacier-vault backend)", default="gas-archive"
+    )
+    local_restore_delay_s: int = _doc(
+        "local stack only: how long the emulator takes to restore an archived object",
+        default=20,
+    )
     standins_url: str = _doc(
         "local stand-ins for Globus Auth and Stripe (development only; empty on AWS)", default=""
     )
@@ -208,7 +240,7 @@ def _check(s: Settings) -> None:
         raise SettingsError(f"{env_name('aws_endpoint_url')} is required when GAS_ENV=local")
     if s.env == "aws" and s.aws_endpoint_url:
         raise SettingsError(f"{env_name('aws_endpoint_url')} must be empty when GAS_ENV=aws")
-    for name in ("aws_endpoint_url", "web_url", "standins_url"):
+    for name in ("aws_endpoint_url", "web_url", "standins_url", "stripe_api_base"):
         url = getattr(s, name)
         if url and not url.startswith(("http://", "https://")):
             raise SettingsError(f"{env_name(name)} must be an http(s) URL; got {url!r}")
@@ -236,7 +268,13 @@ def _check(s: Settings) -> None:
         raise SettingsError(
             f"{env_name('annotator_slots')} and {env_name('shutdown_grace_s')} must not be negative"
         )
-    for name in ("submit_rate_per_minute", "download_url_ttl_s", "job_stale_after_s"):
+    for name in (
+        "submit_rate_per_minute",
+        "download_url_ttl_s",
+        "job_stale_after_s",
+        "free_retention_s",
+        "archive_sweep_s",
+    ):
         if getattr(s, name) < 1:
             raise SettingsError(f"{env_name(name)} must be at least 1")
     if "@" not in s.ses_sender:
