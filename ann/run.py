@@ -22,6 +22,7 @@ import signal
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 from botocore.exceptions import ClientError
@@ -33,6 +34,7 @@ from gas.jobs import Job, JobStatus, JobStore
 from gas.log import configure_logging, log_context
 from gas.messages import Bus
 from gas.settings import Settings, SettingsError, load_settings
+from gas.users import UserStore
 
 log = logging.getLogger("ann.run")
 HEARTBEAT_S = 2.0
@@ -124,8 +126,12 @@ def _annotate(
 
     result_key, log_key = result_keys(job, input_path.name)
     bucket = settings.results_bucket
-    files.s3.upload_file(str(result.annotated_path), bucket, result_key)
-    files.s3.upload_file(str(result.log_path), bucket, log_key)
+    size, sha256 = files.put_file(bucket, result_key, result.annotated_path)
+    files.put_file(bucket, log_key, result.log_path)
+    # A free user's results go to cold storage after the retention window; the archive
+    # daemon checks the plan again when the time comes (the user may upgrade meanwhile).
+    user = UserStore(settings).get(job.user_id)
+    archive_due_at = None if user and user.premium else int(time.time()) + settings.free_retention_s
     completed = jobs.complete(
         job.job_id,
         claim,
@@ -134,6 +140,9 @@ def _annotate(
         log_key=log_key,
         variant_count=result.variant_count,
         summary=dict(result.summary),
+        result_size=size,
+        result_sha256=sha256,
+        archive_due_at=archive_due_at,
     )
     if not completed:
         log.warning("job was no longer held by this run at completion; not publishing")

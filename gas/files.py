@@ -7,8 +7,11 @@ file. Downloads are short-lived presigned GETs.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import zlib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlsplit
 
@@ -77,12 +80,34 @@ class Files:
             raise
         return int(head["ContentLength"]), dict(head.get("Metadata", {}))
 
+    def checksum(self, bucket: str, key: str) -> tuple[int, str | None] | None:
+        """(size, SHA-256 in base64) of an object as S3 records them; None if there is none."""
+        try:
+            head = self.s3.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
+        except self.s3.exceptions.ClientError as exc:
+            if aws.error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise
+        return int(head["ContentLength"]), head.get("ChecksumSHA256")
+
     def read_start(self, bucket: str, key: str, size: int = SNIFF_BYTES) -> bytes:
         body = self.s3.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{size - 1}")["Body"]
         return body.read()
 
     def read_text(self, bucket: str, key: str) -> str:
         return self.s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8", "replace")
+
+    def put_file(self, bucket: str, key: str, path: Path) -> tuple[int, str]:
+        """Upload a local file in one request that S3 verifies against its SHA-256;
+        returns (size, sha256 in base64), what later copies are verified against."""
+        digest = hashlib.sha256()
+        with path.open("rb") as f:
+            for block in iter(lambda: f.read(1024 * 1024), b""):
+                digest.update(block)
+        sha256 = base64.b64encode(digest.digest()).decode()
+        with path.open("rb") as f:
+            self.s3.put_object(Bucket=bucket, Key=key, Body=f, ChecksumSHA256=sha256)
+        return path.stat().st_size, sha256
 
     def put(self, bucket: str, key: str, body: IO[bytes]) -> None:
         self.s3.upload_fileobj(body, bucket, key)

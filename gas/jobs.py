@@ -26,6 +26,10 @@ from gas import aws
 from gas.settings import Settings
 
 USER_INDEX = "user_id_index"
+# Sparse: only free users' COMPLETED jobs waiting for their archive carry ARCHIVE_STATE.
+ARCHIVE_INDEX = "archive_due_index"
+ARCHIVE_STATE = "archive_state"
+DUE = "due"
 
 
 class JobStatus(StrEnum):
@@ -63,6 +67,11 @@ class Job:
     error: str | None = None
     archive_key: str | None = None
     restore_tier: str | None = None
+    results_file_archive_id: str | None = None  # glacier-vault backend
+    result_size: int | None = None  # bytes of the annotated VCF, to verify copies
+    result_sha256: str | None = None  # its SHA-256, base64 as S3 reports checksums
+    archive_due_at: int | None = None  # a free user's results are archived after this
+    restore_job_id: str | None = None  # a vault retrieval in progress
     claim_id: str | None = None  # which run holds a RUNNING job
     heartbeat_at: int | None = None  # when that run last said it was alive
     notified_at: int | None = None  # when the user was emailed about the outcome
@@ -70,7 +79,8 @@ class Job:
     # Where files live and who runs what is ours to know; a user sees what happened.
     INTERNAL = frozenset(
         {"s3_inputs_bucket", "s3_key_input_file", "s3_results_bucket", "s3_key_result_file",
-         "s3_key_log_file", "archive_key", "claim_id", "heartbeat_at", "notified_at"}
+         "s3_key_log_file", "archive_key", "results_file_archive_id", "result_sha256",
+         "archive_due_at", "restore_job_id", "claim_id", "heartbeat_at", "notified_at"}
     )  # fmt: skip
 
     @property
@@ -244,24 +254,137 @@ class JobStore:
         log_key: str,
         variant_count: int,
         summary: dict[str, int],
+        result_size: int,
+        result_sha256: str,
+        archive_due_at: int | None,
     ) -> bool:
-        """RUNNING -> COMPLETED with where the results are; only for the run holding the job."""
+        """RUNNING -> COMPLETED with where the results are; only for the run holding the job.
+        `archive_due_at` (free users) puts the job in the archive index."""
+        fields: dict[str, Any] = {
+            "s3_results_bucket": results_bucket,
+            "s3_key_result_file": result_key,
+            "s3_key_log_file": log_key,
+            "variant_count": variant_count,
+            "summary": summary,
+            "result_size": result_size,
+            "result_sha256": result_sha256,
+            "progress": 100,
+            "complete_time": int(time.time()),
+        }
+        if archive_due_at is not None:
+            fields.update({"archive_due_at": archive_due_at, ARCHIVE_STATE: DUE})
         return self._transition(
             job_id,
             JobStatus.RUNNING,
             JobStatus.COMPLETED,
-            {
-                "s3_results_bucket": results_bucket,
-                "s3_key_result_file": result_key,
-                "s3_key_log_file": log_key,
-                "variant_count": variant_count,
-                "summary": summary,
-                "progress": 100,
-                "complete_time": int(time.time()),
-            },
+            fields,
             claim=claim_id,
             remove=("claim_id", "heartbeat_at"),
         )
+
+    # -- cold storage ---------------------------------------------------------------------
+
+    def due_for_archive(self, now: int, limit: int = 100) -> list[Job]:
+        """COMPLETED jobs of free users whose window is over (the sparse archive index)."""
+        response = self.dynamodb.query(
+            TableName=self.table,
+            IndexName=ARCHIVE_INDEX,
+            KeyConditionExpression="#state = :due AND archive_due_at <= :now",
+            ExpressionAttributeNames={"#state": ARCHIVE_STATE},
+            ExpressionAttributeValues={":due": {"S": DUE}, ":now": {"N": str(now)}},
+            Limit=limit,
+        )
+        return [Job.from_item(_decode(item)) for item in response["Items"]]
+
+    def schedule_archive(self, job_id: str, due_at: int) -> bool:
+        """Give a COMPLETED job a (fresh) retention window: archived after `due_at`."""
+        try:
+            self.dynamodb.update_item(
+                TableName=self.table,
+                Key={"job_id": {"S": job_id}},
+                UpdateExpression="SET archive_due_at = :due_at, #state = :due",
+                ConditionExpression="job_status = :completed",
+                ExpressionAttributeNames={"#state": ARCHIVE_STATE},
+                ExpressionAttributeValues={
+                    ":due_at": {"N": str(due_at)},
+                    ":due": {"S": DUE},
+                    ":completed": {"S": JobStatus.COMPLETED},
+                },
+            )
+        except self.dynamodb.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def unschedule_archive(self, job_id: str) -> None:
+        """Take a job out of the archive index (its user is premium now)."""
+        self.dynamodb.update_item(
+            TableName=self.table,
+            Key={"job_id": {"S": job_id}},
+            UpdateExpression="REMOVE archive_due_at, #state",
+            ConditionExpression="attribute_exists(job_id)",
+            ExpressionAttributeNames={"#state": ARCHIVE_STATE},
+        )
+
+    def archive(self, job: Job, reference: dict[str, str], users_table: str) -> bool:
+        """COMPLETED -> ARCHIVED with where the cold copy is, in one transaction with a check
+        that the user is still free: an upgrade racing the archive can never lose it."""
+        names = {"#s": "job_status", "#state": ARCHIVE_STATE, "#role": "role"}
+        values: dict[str, Any] = {
+            ":archived": _to_attr(str(JobStatus.ARCHIVED)),
+            ":completed": _to_attr(str(JobStatus.COMPLETED)),
+            ":free": {"S": "free_user"},
+        }
+        sets = ["#s = :archived"]
+        for i, (name, value) in enumerate(reference.items()):
+            names[f"#r{i}"], values[f":r{i}"] = name, _to_attr(value)
+            sets.append(f"#r{i} = :r{i}")
+        try:
+            self.dynamodb.transact_write_items(
+                TransactItems=[
+                    {
+                        "Update": {
+                            "TableName": self.table,
+                            "Key": {"job_id": {"S": job.job_id}},
+                            "UpdateExpression": "SET "
+                            + ", ".join(sets)
+                            + " REMOVE archive_due_at, #state",
+                            "ConditionExpression": "#s = :completed",
+                            "ExpressionAttributeNames": {
+                                k: v for k, v in names.items() if k != "#role"
+                            },
+                            "ExpressionAttributeValues": {
+                                k: v for k, v in values.items() if k != ":free"
+                            },
+                        }
+                    },
+                    {
+                        "ConditionCheck": {
+                            "TableName": users_table,
+                            "Key": {"user_id": {"S": job.user_id}},
+                            "ConditionExpression": "#role = :free",
+                            "ExpressionAttributeNames": {"#role": "role"},
+                            "ExpressionAttributeValues": {":free": values[":free"]},
+                        }
+                    },
+                ]
+            )
+        except self.dynamodb.exceptions.TransactionCanceledException:
+            return False
+        return True
+
+    def restoring(self, job_id: str, tier: str, restore_job_id: str | None) -> bool:
+        """ARCHIVED -> RESTORING: a retrieval of the cold copy was requested."""
+        fields: dict[str, Any] = {"restore_tier": tier}
+        if restore_job_id:
+            fields["restore_job_id"] = restore_job_id
+        return self._transition(job_id, JobStatus.ARCHIVED, JobStatus.RESTORING, fields)
+
+    def thawed(self, job_id: str) -> bool:
+        """RESTORING -> COMPLETED: the results are back in the results bucket."""
+        return self._transition(
+            job_id, JobStatus.RESTORING, JobStatus.COMPLETED,
+            remove=("archive_key", "results_file_archive_id", "restore_tier", "restore_job_id"),
+        )  # fmt: skip
 
     def fail(
         self,

@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import NoReturn
 from urllib.parse import urlsplit
 
+import requests
+
 from gas import aws
 from gas.provision import provision
 from gas.settings import CONFIG_DIR, ROOT, Settings, env_name, read_env_file
@@ -109,6 +111,7 @@ def run_emulator(settings: Settings) -> None:
         sqs = aws.client(settings, "sqs")
         aws.retry_until_reachable(sqs.list_queues, "the emulator", settings, stop=stop)
         changes = provision(settings, report=lambda change: log.debug("%s", change))
+        slow_down_restores(settings)
         created = sum(c.action != "unchanged" for c in changes)
         log.info(
             "emulator ready and provisioned",
@@ -124,3 +127,17 @@ def run_emulator(settings: Settings) -> None:
     finally:
         server.stop()
         log.info("emulator stopped")
+
+
+def slow_down_restores(settings: Settings) -> None:
+    """Make the emulator take GAS_LOCAL_RESTORE_DELAY_S to restore an archived object, as
+    AWS takes minutes to hours (it finishes at once by default), so RESTORING is visible."""
+    response = requests.post(
+        f"{settings.aws_endpoint_url}/moto-api/state-manager/set-transition",
+        json={
+            "model_name": "s3::keyrestore",
+            "transition": {"progression": "time", "seconds": settings.local_restore_delay_s},
+        },
+        timeout=10,
+    )
+    response.raise_for_status()

@@ -32,6 +32,7 @@ class Bus:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.sns = aws.client(settings, "sns")
+        self.sqs = aws.client(settings, "sqs")
 
     @functools.cached_property
     def _account(self) -> str:
@@ -61,3 +62,27 @@ class Bus:
             self.publish(
                 self.settings.storage_topic, message("archive", job_id=job_id, user_id=user_id)
             )
+
+    def archive_requested(self, job_id: str, user_id: str) -> None:
+        """Ask archive to consider a job (delivered after the retention window)."""
+        self.publish(
+            self.settings.storage_topic, message("archive", job_id=job_id, user_id=user_id)
+        )
+
+    def restore_requested(self, user_id: str) -> None:
+        """Ask restore to bring back every archived result of a user who upgraded."""
+        self.publish(self.settings.storage_topic, message("restore", user_id=user_id))
+
+    def thaw_later(self, job_id: str, user_id: str, attempt: int, delay_s: int) -> None:
+        """Ask thaw to look at a restoring job in `delay_s` seconds (at most SQS's 900)."""
+        self.sqs.send_message(
+            QueueUrl=self._thaw_queue_url,
+            MessageBody=json.dumps(
+                message("thaw", job_id=job_id, user_id=user_id, attempt=attempt)
+            ),
+            DelaySeconds=min(delay_s, 900),
+        )
+
+    @functools.cached_property
+    def _thaw_queue_url(self) -> str:
+        return self.sqs.get_queue_url(QueueName=self.settings.thaw_queue)["QueueUrl"]

@@ -28,6 +28,7 @@ Action = Literal["created", "updated", "unchanged"]
 WORK_RETENTION_S = 4 * 24 * 3600
 DLQ_RETENTION_S = 14 * 24 * 3600
 LONG_POLL_S = 20
+MAX_DELAY_S = 900
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,7 @@ class Plan:
     topics: tuple[str, ...]
     queues: tuple[Queue, ...]
     ses_sender: str
+    vault: str | None  # only with the glacier-vault backend: new AWS accounts cannot make one
 
 
 def plan(s: Settings) -> Plan:
@@ -88,20 +90,43 @@ def plan(s: Settings) -> Plan:
             Table(
                 s.annotations_table,
                 hash_key="job_id",
-                attribute_types={"job_id": "S", "user_id": "S", "submit_time": "N"},
-                indexes=(Index("user_id_index", "user_id", "submit_time"),),
+                attribute_types={
+                    "job_id": "S",
+                    "user_id": "S",
+                    "submit_time": "N",
+                    "archive_state": "S",
+                    "archive_due_at": "N",
+                },
+                indexes=(
+                    Index("user_id_index", "user_id", "submit_time"),
+                    # Sparse: only free users' results awaiting archive are in it.
+                    Index("archive_due_index", "archive_state", "archive_due_at"),
+                ),
             ),
-            Table(s.users_table, hash_key="user_id", attribute_types={"user_id": "S"}),
+            Table(
+                s.users_table,
+                hash_key="user_id",
+                attribute_types={"user_id": "S", "stripe_customer_id": "S"},
+                indexes=(Index("stripe_customer_index", "stripe_customer_id"),),
+            ),
         ),
         topics=(s.job_requests_topic, s.job_results_topic, s.storage_topic),
         queues=(
             Queue(s.job_requests_queue, topic=s.job_requests_topic),
             Queue(s.job_results_queue, topic=s.job_results_topic),
-            Queue(s.archive_queue, topic=s.storage_topic, message_type="archive"),
+            # The retention window is the fast path's delay (SQS delays at most 15 minutes;
+            # archive.py re-delays a message that arrives early).
+            Queue(
+                s.archive_queue,
+                topic=s.storage_topic,
+                message_type="archive",
+                attributes={"DelaySeconds": str(min(s.free_retention_s, MAX_DELAY_S))},
+            ),
             Queue(s.restore_queue, topic=s.storage_topic, message_type="restore"),
             Queue(s.thaw_queue),
         ),
         ses_sender=s.ses_sender,
+        vault=s.glacier_vault if s.archive_backend == "glacier-vault" else None,
     )
 
 
@@ -140,6 +165,8 @@ def provision(settings: Settings, report: Callable[[Change], None] = print) -> l
             note(ensure_subscription(sns, topic_arn, queue_arn, queue))
 
     note(ensure_ses_sender(aws.client(settings, "ses"), p.ses_sender))
+    if p.vault:
+        note(ensure_vault(aws.client(settings, "glacier"), p.vault))
     return changes
 
 
@@ -383,3 +410,14 @@ def ensure_ses_sender(ses: BaseClient, sender: str) -> Change:
         return Change("ses-sender", sender, "unchanged")
     ses.verify_email_identity(EmailAddress=sender)
     return Change("ses-sender", sender, "created")
+
+
+# -- Glacier ------------------------------------------------------------------------------
+
+
+def ensure_vault(glacier: BaseClient, name: str) -> Change:
+    vaults = {v["VaultName"] for v in glacier.list_vaults()["VaultList"]}
+    if name in vaults:
+        return Change("vault", name, "unchanged")
+    glacier.create_vault(vaultName=name)
+    return Change("vault", name, "created")

@@ -24,6 +24,7 @@ from gas import aws
 from gas.settings import Settings
 
 TOKEN_PREFIX = "gas"
+CUSTOMER_INDEX = "stripe_customer_index"
 
 
 class Plan(StrEnum):
@@ -141,6 +142,77 @@ class UserStore:
         if not stored or not hmac.compare_digest(stored["hash"], _hash(secret)):
             return None
         return _user(item)
+
+    # -- plan (Stripe) ----------------------------------------------------------------------
+
+    def become_premium(
+        self, user_id: str, event_id: str, customer_id: str, subscription_id: str
+    ) -> bool:
+        """free -> premium for a Stripe event; False if that event was applied already."""
+        return self._apply_event(
+            user_id,
+            event_id,
+            sets={
+                "#role": {"S": str(Plan.PREMIUM)},
+                "stripe_customer_id": {"S": customer_id},
+                "stripe_subscription_id": {"S": subscription_id},
+            },
+            remove=("billing_notice",),
+        )
+
+    def become_free(self, user_id: str, event_id: str) -> bool:
+        """premium -> free (subscription cancelled or unpaid); False if already applied."""
+        return self._apply_event(
+            user_id, event_id, sets={"#role": {"S": str(Plan.FREE)}},
+            remove=("stripe_subscription_id",),
+        )  # fmt: skip
+
+    def note_payment_failed(self, user_id: str, event_id: str, notice: str) -> bool:
+        """Show `notice` on the profile; False if this event was applied already."""
+        return self._apply_event(user_id, event_id, sets={"billing_notice": {"S": notice}})
+
+    def find_by_customer(self, customer_id: str) -> User | None:
+        items = self.dynamodb.query(
+            TableName=self.table,
+            IndexName=CUSTOMER_INDEX,
+            KeyConditionExpression="stripe_customer_id = :c",
+            ExpressionAttributeValues={":c": {"S": customer_id}},
+        )["Items"]
+        return self.get(items[0]["user_id"]["S"]) if items else None
+
+    def _apply_event(
+        self,
+        user_id: str,
+        event_id: str,
+        sets: dict[str, dict[str, Any]],
+        remove: tuple[str, ...] = (),
+    ) -> bool:
+        """Apply `sets`/`remove` and record `event_id`, in one conditional write: an event
+        changes a user once, however often Stripe (or anyone) delivers it."""
+        values: dict[str, Any] = {":events": {"SS": [event_id]}, ":id": {"S": event_id}}
+        assignments = []
+        for i, (name, value) in enumerate(sets.items()):
+            values[f":v{i}"] = value
+            assignments.append(f"{name} = :v{i}")
+        update = "SET " + ", ".join(assignments) + " ADD stripe_events :events"
+        if remove:
+            update += " REMOVE " + ", ".join(remove)
+        # `role` is a DynamoDB reserved word; names the expression does not use are refused.
+        names = {"ExpressionAttributeNames": {"#role": "role"}} if "#role" in update else {}
+        try:
+            self.dynamodb.update_item(
+                TableName=self.table,
+                Key={"user_id": {"S": user_id}},
+                UpdateExpression=update,
+                ConditionExpression=(
+                    "attribute_exists(user_id) AND NOT contains(stripe_events, :id)"
+                ),
+                ExpressionAttributeValues=values,
+                **names,
+            )
+        except self.dynamodb.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
 
     # -- submission rate limit -------------------------------------------------------------
 

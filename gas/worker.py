@@ -97,6 +97,7 @@ class Worker:
         concurrency: int = 1,
         batch_size: int | None = None,
         wait_s: int | None = None,
+        periodic: tuple[float, Callable[[], None]] | None = None,
     ) -> None:
         self.settings = settings
         self.queue_name = queue_name
@@ -105,6 +106,7 @@ class Worker:
         self.batch_size = min(MAX_SQS_BATCH, batch_size or settings.worker_batch_size)
         self.wait_s = settings.worker_wait_s if wait_s is None else wait_s
         self.shutdown_grace_s = settings.shutdown_grace_s
+        self.periodic = periodic
         self.sqs = aws.client(settings, "sqs")
         self.stopping = threading.Event()
         self._held: dict[str, _Held] = {}
@@ -153,6 +155,8 @@ class Worker:
             )
             heartbeat = threading.Thread(target=self._heartbeat, name="heartbeat", daemon=True)
             heartbeat.start()
+            if self.periodic:
+                threading.Thread(target=self._every, name="periodic", daemon=True).start()
             with ThreadPoolExecutor(self.concurrency, thread_name_prefix="handler") as pool:
                 while not self.stopping.is_set():
                     room = self._wait_for_room()
@@ -299,6 +303,16 @@ class Worker:
             logging.shutdown()
             os._exit(0)
 
+    def _every(self) -> None:
+        """Run the daemon's periodic task (a sweep) until the worker stops."""
+        interval, task = self.periodic  # type: ignore[misc]
+        while not self.stopping.wait(interval):
+            with log_context(queue=self.queue_name, task=getattr(task, "__name__", "periodic")):
+                try:
+                    task()
+                except Exception:
+                    log.exception("periodic task failed; it runs again in %.0f s", interval)
+
     def _hand_back_unstarted(self) -> None:
         """Make messages we received but never started visible to others at once."""
         with self._lock:
@@ -367,6 +381,7 @@ def serve(
     *,
     concurrency: Callable[[Settings], int] = lambda _: 1,
     batch_size: Callable[[Settings], int | None] = lambda _: None,
+    every: Callable[[Settings], tuple[float, Callable[[], None]]] | None = None,
 ) -> NoReturn:
     """Entry point of a daemon: settings, logging, signals, then the loop until stopped."""
     try:
@@ -380,6 +395,7 @@ def serve(
         make_handler(settings),
         concurrency=concurrency(settings),
         batch_size=batch_size(settings),
+        periodic=every(settings) if every else None,
     )
     worker.install_signal_handlers()
     worker.run()

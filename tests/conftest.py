@@ -89,6 +89,7 @@ def gas_values(emulator_url: str) -> dict[str, str]:
         GAS_AWS_ENDPOINT_URL=emulator_url,
         GAS_QUEUE_VISIBILITY_TIMEOUT_S="2",
         GAS_WORKER_WAIT_S="1",
+        GAS_FREE_RETENTION_S="2",
     )
 
 

@@ -1,9 +1,58 @@
-"""Thaw: copies retrieved results back once their restore has finished.
+"""Thaw: puts a restored result back where the user downloads it.
 
-For now it runs the shared worker loop and logs each message it receives.
+For a thaw message `{job_id, attempt}`: while the retrieval is in progress, asks
+again later with a growing delay (2 s, 4 s, ... capped at SQS's 15 minutes), as
+a fresh message, so a Standard retrieval of hours never exhausts the queue's
+receive count; no busy loop. Once it is done: copy the results back to the
+results bucket and verify them, delete the cold copy, record COMPLETED. Each
+step is safe to repeat, so a kill between any two is finished by the next message.
 """
 
-from gas.worker import log_received, serve
+from __future__ import annotations
+
+import logging
+
+from gas import archive
+from gas.files import Files
+from gas.jobs import Job, JobStatus, JobStore
+from gas.messages import Bus
+from gas.settings import Settings
+from gas.worker import Handler, Message, serve
+
+log = logging.getLogger("util.thaw")
+MAX_DELAY_S = 900
+
+
+def next_delay(attempt: int) -> int:
+    return min(MAX_DELAY_S, 2 ** (attempt + 1))
+
+
+def make_handler(settings: Settings) -> Handler:
+    jobs, files, bus = JobStore(settings), Files(settings), Bus(settings)
+    backend = archive.backend(settings)
+
+    def results_back(job: Job) -> bool:
+        """The results are back, verified (perhaps put there by a run killed after)."""
+        return archive.holds_results(files, settings.results_bucket,
+                                     job.s3_key_result_file or "", job)  # fmt: skip
+
+    def handle(message: Message) -> None:
+        job = jobs.get(str(message.body.get("job_id")))
+        if job is None or job.job_status != JobStatus.RESTORING:
+            return  # thawed already, or never restoring
+        if not results_back(job):
+            if not backend.restored(job):
+                attempt = int(message.body.get("attempt", 0)) + 1
+                bus.thaw_later(job.job_id, job.user_id, attempt, next_delay(attempt))
+                log.info("restore still in progress", extra={"attempt": attempt})
+                return
+            backend.thaw(job)
+        backend.delete(job)
+        if jobs.thawed(job.job_id):
+            log.info("results restored", extra={"tier": job.restore_tier})
+
+    return handle
+
 
 if __name__ == "__main__":
-    serve("thaw", lambda s: s.thaw_queue, log_received)
+    serve("thaw", lambda s: s.thaw_queue, make_handler)

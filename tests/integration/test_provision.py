@@ -53,10 +53,18 @@ def test_provision_creates_every_resource_of_the_design(settings):
     assert snap["buckets"] == ["gas-archive", "gas-inputs", "gas-results"]
     assert snap["cors"][0]["AllowedOrigins"] == ["http://127.0.0.1:8080"]
     assert "POST" in snap["cors"][0]["AllowedMethods"]
-    (gsi,) = snap["tables"]["gas-annotations"]
-    assert gsi["IndexName"] == "user_id_index"
-    assert [k["AttributeName"] for k in gsi["KeySchema"]] == ["user_id", "submit_time"]
-    assert set(snap["tables"]) == {"gas-annotations", "gas-users"}
+    indexes = {
+        table: {g["IndexName"]: [k["AttributeName"] for k in g["KeySchema"]] for g in gsis}
+        for table, gsis in snap["tables"].items()
+    }
+    assert indexes == {
+        "gas-annotations": {
+            "user_id_index": ["user_id", "submit_time"],
+            "archive_due_index": ["archive_state", "archive_due_at"],
+        },
+        "gas-users": {"stripe_customer_index": ["stripe_customer_id"]},
+    }
+    assert snap["queues"]["gas-archive"]["DelaySeconds"] == "2"  # the retention window
     assert [t.rsplit(":", 1)[1] for t in snap["topics"]] == [
         "gas-job-requests",
         "gas-job-results",
@@ -108,7 +116,8 @@ def test_storage_messages_reach_only_the_queue_of_their_type(provisioned):
 
     def receive(queue: str) -> list[dict]:
         url = sqs.get_queue_url(QueueName=queue)["QueueUrl"]
-        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+        # gas-archive delays each message by the retention window (2 s here).
+        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=4)
         return [json.loads(m["Body"]) for m in got.get("Messages", [])]
 
     # Raw delivery: the body is our JSON, not an SNS envelope.
