@@ -48,6 +48,8 @@ class User:
     role: Plan = Plan.FREE
     created_at: int = 0
     api_tokens: tuple[ApiToken, ...] = field(default_factory=tuple)
+    stripe_customer_id: str | None = None
+    billing_notice: str | None = None  # e.g. a failed payment, shown on the profile
 
     @property
     def premium(self) -> bool:
@@ -287,4 +289,6 @@ def _user(item: dict[str, Any]) -> User:
         role=Plan(item.get("role", Plan.FREE)),
         created_at=int(created) if isinstance(created, Decimal | int) else 0,
         api_tokens=tuple(tokens),
+        stripe_customer_id=item.get("stripe_customer_id"),
+        billing_notice=item.get("billing_notice"),
     )

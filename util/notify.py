@@ -1,4 +1,4 @@
-"""Notify: emails the user when their job ends, once.
+"""Notify: emails the user when their job ends (once), or when a payment failed.
 
 For each job result it reads the job and the user, sends one email through SES
 (subject and body name the input file and the outcome, link to the job page,
@@ -38,7 +38,28 @@ def make_handler(settings: Settings) -> Handler:
     jobs, users = JobStore(settings), UserStore(settings)
     ses = aws.client(settings, "ses")
 
+    def send(to: str, subject: str, body: str) -> None:
+        ses.send_email(
+            Source=settings.ses_sender,
+            Destination={"ToAddresses": [to]},
+            Message={"Subject": {"Data": subject}, "Body": {"Text": {"Data": body}}},
+        )
+
+    def payment_failed(message: Message) -> None:
+        user = users.get(str(message.body.get("user_id")))
+        if user is None or not user.email:
+            log.warning("no email address for this user; nothing sent")
+            return
+        link = f"{settings.web_url.rstrip('/')}/profile"
+        send(user.email, "GAS: your subscription payment failed",
+             f"{user.billing_notice or 'Your last subscription payment failed.'}\n\n"
+             f"Manage your subscription: {link}\n\n— GAS\n")  # fmt: skip
+        log.info("user told of a failed payment")
+
     def handle(message: Message) -> None:
+        if message.type == "payment_failed":
+            payment_failed(message)
+            return
         job = jobs.get(str(message.body.get("job_id")))
         if job is None:
             log.warning("result for an unknown job; dropped")
@@ -53,12 +74,7 @@ def make_handler(settings: Settings) -> Handler:
         if user is None or not user.email:
             log.warning("no email address for the job's user; nothing sent")
             return
-        subject, body = compose(job, settings.web_url)
-        ses.send_email(
-            Source=settings.ses_sender,
-            Destination={"ToAddresses": [user.email]},
-            Message={"Subject": {"Data": subject}, "Body": {"Text": {"Data": body}}},
-        )
+        send(user.email, *compose(job, settings.web_url))
         jobs.mark_notified(job.job_id)
         log.info("user notified", extra={"status": job.job_status})
 

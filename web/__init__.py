@@ -36,11 +36,12 @@ def create_app(settings: Settings | None = None) -> Flask:
     csrf.init_app(app)
     Bootstrap5(app)
 
-    from web import account, annotations, api, auth, errors, health
+    from web import account, annotations, api, auth, billing, errors, health
 
-    for module in (health, auth, annotations, account, api):
+    for module in (health, auth, annotations, account, billing, api):
         app.register_blueprint(module.bp)
     csrf.exempt(api.bp)  # bearer tokens, not cookies: nothing to forge
+    csrf.exempt(billing.webhook)  # Stripe signs its requests; it has no session to forge
     errors.init_app(app)
     app.add_template_filter(isotime)
     return app

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import time
+
 from flask import (
     Blueprint,
     abort,
@@ -97,7 +100,12 @@ def downloads(job: Job) -> dict[str, str]:
 @login_required
 def detail(job_id: str) -> ResponseReturnValue:
     job = _owned_job(job_id)
-    return render_template("annotation.html", job=job, links=downloads(job))
+    minutes_left = None
+    if job.result_downloadable and job.archive_due_at and not current_user().premium:
+        minutes_left = max(1, math.ceil((job.archive_due_at - time.time()) / 60))
+    return render_template(
+        "annotation.html", job=job, links=downloads(job), minutes_left=minutes_left
+    )
 
 
 @bp.get("/annotations/<job_id>/status.json")

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from flask import current_app
 
+from gas.billing import Billing
 from gas.files import Files
 from gas.jobs import JobStore
 from gas.settings import Settings
@@ -20,6 +21,7 @@ class Services:
     users: UserStore
     files: Files
     submissions: Submissions
+    billing: Billing
 
     @classmethod
     def for_settings(cls, settings: Settings) -> Services:
@@ -30,6 +32,7 @@ class Services:
             users=submissions.users,
             files=submissions.files,
             submissions=submissions,
+            billing=Billing(settings),
         )
 
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 from flask import Flask, render_template
 
 from gas.settings import Settings
-from gas.standins import globus_auth, mail
+from gas.standins import globus_auth, mail, stripe_api
 
-STANDINS = (globus_auth, mail)
+STANDINS = (globus_auth, mail, stripe_api)
 
 
 def create_app(settings: Settings) -> Flask:

@@ -1,0 +1,156 @@
+"""Billing: Stripe Checkout and the customer portal, and what Stripe's events change.
+
+Every event is verified (`Stripe-Signature`, at most 5 minutes old) and applied
+once: the plan change and the record of the event id are one conditional write.
+- checkout.session.completed -> premium, then one `restore` message;
+- customer.subscription.updated (canceled/unpaid), customer.subscription.deleted ->
+  free, and every COMPLETED result gets a fresh retention window;
+- invoice.payment_failed -> a notice on the profile and an email.
+Where Stripe lives is configuration (`GAS_STRIPE_API_BASE`: the local stand-in).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import stripe
+
+from gas.jobs import JobStatus, JobStore
+from gas.messages import Bus, message
+from gas.settings import Settings
+from gas.users import User, UserStore
+
+log = logging.getLogger(__name__)
+stripe.enable_telemetry = False  # it would otherwise write under ~/.config
+SIGNATURE_TOLERANCE_S = 300
+ENDED = frozenset({"canceled", "unpaid", "incomplete_expired"})
+
+
+class InvalidEvent(Exception):
+    """A webhook we refuse (HTTP 400): unsigned, forged, stale, replayed or unknown."""
+
+
+class Billing:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        addresses = {"api": settings.stripe_api_base} if settings.stripe_api_base else None
+        self.stripe = stripe.StripeClient(settings.stripe_api_key, base_addresses=addresses or {})
+        self.users, self.jobs, self.bus = UserStore(settings), JobStore(settings), Bus(settings)
+
+    # -- sessions -------------------------------------------------------------------------
+
+    def checkout_url(self, user: User, success_url: str, cancel_url: str) -> str:
+        """A Checkout Session for the premium subscription; the page to send the user to."""
+        params: dict[str, Any] = {
+            "mode": "subscription",
+            "line_items": [{"price": self.settings.stripe_price_id, "quantity": 1}],
+            "client_reference_id": user.user_id,
+            "success_url": success_url,
+            "cancel_url": cancel_url,
+            # Subscription events carry this, so they find the user without a lookup.
+            "subscription_data": {"metadata": {"user_id": user.user_id}},
+            "metadata": {"user_id": user.user_id},
+        }
+        if user.stripe_customer_id:
+            params["customer"] = user.stripe_customer_id
+        elif user.email:
+            params["customer_email"] = user.email
+        session = self.stripe.v1.checkout.sessions.create(params=params)  # type: ignore[arg-type]
+        return str(session.url)
+
+    def portal_url(self, user: User, return_url: str) -> str:
+        if not user.stripe_customer_id:
+            raise ValueError("this user has no Stripe customer")
+        session = self.stripe.v1.billing_portal.sessions.create(
+            params={"customer": user.stripe_customer_id, "return_url": return_url}
+        )
+        return str(session.url)
+
+    # -- events ---------------------------------------------------------------------------
+
+    def handle_webhook(self, payload: bytes, signature: str | None) -> str:
+        """Verify and apply one webhook; returns what it did. Raises InvalidEvent."""
+        try:
+            event = stripe.Webhook.construct_event(
+                payload, signature or "", self.settings.stripe_webhook_secret,
+                tolerance=SIGNATURE_TOLERANCE_S,
+            )  # fmt: skip
+        except (ValueError, stripe.SignatureVerificationError) as exc:
+            raise InvalidEvent(f"invalid signature or payload: {exc}") from None
+        obj = event.data.object
+        if event.type == "checkout.session.completed":
+            return self._upgraded(event.id, obj)
+        if event.type == "customer.subscription.deleted" or (
+            event.type == "customer.subscription.updated" and obj.get("status") in ENDED
+        ):
+            return self._downgraded(event.id, obj)
+        if event.type == "invoice.payment_failed":
+            return self._payment_failed(event.id, obj)
+        return "ignored"
+
+    def _upgraded(self, event_id: str, session: Any) -> str:
+        user_id = session.get("client_reference_id")
+        if not user_id or self.users.get(user_id) is None:
+            raise InvalidEvent("checkout session for an unknown user")
+        applied = self.users.become_premium(
+            user_id, event_id, session.get("customer") or "", session.get("subscription") or ""
+        )
+        # Published even for a replay: if the first delivery died before publishing, this
+        # is what restores the results; restoring twice is harmless.
+        self.bus.restore_requested(user_id)
+        if not applied:
+            raise InvalidEvent(f"event {event_id} was already processed")
+        log.info("user upgraded to premium", extra={"user_id": user_id})
+        return "premium"
+
+    def _downgraded(self, event_id: str, subscription: Any) -> str:
+        user = self._user_of(subscription)
+        if not self.users.become_free(user.user_id, event_id):
+            raise InvalidEvent(f"event {event_id} was already processed")
+        due = int(time.time()) + self.settings.free_retention_s
+        scheduled = 0
+        cursor: str | None = None
+        while True:  # every completed result gets a fresh window, from now
+            page = self.jobs.list_for_user(user.user_id, limit=100, cursor=cursor)
+            for job in page.jobs:
+                if job.job_status == JobStatus.COMPLETED and self.jobs.schedule_archive(
+                    job.job_id, due
+                ):
+                    self.bus.archive_requested(job.job_id, user.user_id)
+                    scheduled += 1
+            if not page.cursor:
+                break
+            cursor = page.cursor
+        log.info("user downgraded to free", extra={"user_id": user.user_id,
+                                                   "results_scheduled": scheduled})  # fmt: skip
+        return "free"
+
+    def _payment_failed(self, event_id: str, invoice: Any) -> str:
+        user = self._user_of(invoice)
+        notice = (
+            "Your last subscription payment failed. Please update your card in "
+            "Manage subscription, or your plan returns to free."
+        )
+        if not self.users.note_payment_failed(user.user_id, event_id, notice):
+            raise InvalidEvent(f"event {event_id} was already processed")
+        self.bus.publish(
+            self.settings.job_results_topic, message("payment_failed", user_id=user.user_id)
+        )
+        return "notice"
+
+    def _user_of(self, obj: Any) -> User:
+        """The user a subscription or invoice is about: its metadata, else its customer."""
+        # Invoices carry it under parent.subscription_details in current API versions.
+        details = obj.get("subscription_details") or (obj.get("parent") or {}).get(
+            "subscription_details"
+        )
+        metadata = obj.get("metadata") or (details or {}).get("metadata")
+        user_id = (metadata or {}).get("user_id")
+        user = self.users.get(user_id) if user_id else None
+        if user is None and obj.get("customer"):
+            user = self.users.find_by_customer(obj["customer"])
+        if user is None:
+            raise InvalidEvent("event for an unknown customer")
+        return user
