@@ -44,16 +44,20 @@ def make_handler(settings: Settings) -> Handler:
         if not isinstance(job_id, str):
             raise ValueError(f"job request without a job_id: {message.body}")
         claim_id = uuid.uuid4().hex
-        job = jobs.claim(job_id, claim_id, settings.job_stale_after_s)
-        if job is None:
-            _not_claimable(jobs, job_id, settings)
+        claimed = jobs.claim(job_id, claim_id, settings.job_stale_after_s)
+        if claimed is None:
+            _not_claimable(jobs, bus, job_id, settings)
             return
         log.info(
             "job claimed", extra={"claim_id": claim_id, "receive_count": message.receive_count}
         )
         started = time.monotonic()
+        # A session of its own: a stop signal for the annotator's process group (honcho,
+        # systemd) must not reach the run, which the grace period lets finish. If the
+        # annotator dies, the run dies with it (run.py asks for PDEATHSIG).
         code = subprocess.call(
-            [sys.executable, "-m", "ann.run", job_id, claim_id, str(os.getpid())]
+            [sys.executable, "-m", "ann.run", job_id, claim_id, str(os.getpid())],
+            start_new_session=True,
         )
         log.info(
             "job run ended",
@@ -61,16 +65,17 @@ def make_handler(settings: Settings) -> Handler:
         )
         if code == 0:
             return
-        job = jobs.get(job_id)
-        if job and job.job_status in (JobStatus.COMPLETED, JobStatus.FAILED):
+        after = jobs.get(job_id)
+        if after and after.job_status in (JobStatus.COMPLETED, JobStatus.FAILED):
             # run.py recorded the outcome, then died, perhaps before announcing it.
             # Announcing twice is harmless: notify emails once, archive checks the state.
-            bus.job_finished(job.job_id, job.user_id, job.job_status)
+            bus.job_finished(after.job_id, after.user_id, after.job_status)
             return
         # run.py could not finish. Give the job back for another try, or, when this was the
         # last delivery the queue allows, tell the user rather than leave it hanging.
         if message.receive_count >= settings.queue_max_receive_count:
-            jobs.fail(job_id, CRASHED, claim_id=claim_id)
+            if jobs.fail(job_id, CRASHED, claim_id=claim_id):
+                bus.job_finished(job_id, claimed.user_id, JobStatus.FAILED)
             return
         jobs.release(job_id, claim_id)
         raise RuntimeError(f"job run exited with {code}; handed back for another try")
@@ -78,12 +83,15 @@ def make_handler(settings: Settings) -> Handler:
     return handle
 
 
-def _not_claimable(jobs: JobStore, job_id: str, settings: Settings) -> None:
+def _not_claimable(jobs: JobStore, bus: Bus, job_id: str, settings: Settings) -> None:
     job = jobs.get(job_id)
     if job is None:
         log.warning("job request for an unknown job; dropped")
         return
     if job.job_status != JobStatus.RUNNING:
+        if job.job_status in (JobStatus.COMPLETED, JobStatus.FAILED) and not job.notified_at:
+            # The run may have died between recording the outcome and announcing it.
+            bus.job_finished(job.job_id, job.user_id, job.job_status)
         log.info("job already %s; request dropped", job.job_status)
         return
     # Another run holds it. Look again when its heartbeat would be stale.

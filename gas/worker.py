@@ -37,6 +37,7 @@ from gas.settings import Settings, SettingsError, load_settings
 log = logging.getLogger(__name__)
 
 MAX_SQS_BATCH = 10
+WAIT_TICK_S = 0.2  # how often a wait re-checks for a stop request
 MISSING_QUEUE = frozenset({"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"})
 
 
@@ -112,6 +113,7 @@ class Worker:
         self._held: dict[str, _Held] = {}
         self._lock = threading.Lock()
         self._slot_freed = threading.Condition(self._lock)
+        self._visibility = threading.Lock()  # one visibility change (batch) at a time
         self._polling = False
         self._finished = threading.Event()
         self.queue_url = ""
@@ -120,10 +122,9 @@ class Worker:
     # -- lifecycle -------------------------------------------------------------------------
 
     def request_stop(self) -> None:
-        """Stop receiving; in-flight messages finish. Safe to call from any thread."""
+        """Stop receiving; in-flight messages finish. Safe from any thread and from a signal
+        handler: it takes no lock (the interrupted code may hold one); waits time out."""
         self.stopping.set()
-        with self._lock:
-            self._slot_freed.notify_all()
 
     def install_signal_handlers(self) -> None:
         """SIGTERM and SIGINT stop the loop; a long poll in progress is abandoned."""
@@ -193,7 +194,7 @@ class Worker:
         """How many messages we may take now; waits while every slot is held."""
         with self._lock:
             while len(self._held) >= self.batch_size and not self.stopping.is_set():
-                self._slot_freed.wait()
+                self._slot_freed.wait(WAIT_TICK_S)
             return 0 if self.stopping.is_set() else self.batch_size - len(self._held)
 
     def _poll(self, room: int) -> list[Message]:
@@ -249,7 +250,9 @@ class Worker:
                     raise MalformedMessage(message.malformed)
                 self.handler(message)
             except RetryLater as later:
-                self._set_visibility([message.receipt_handle], later.seconds)
+                with self._visibility:  # not to be undone by a heartbeat in flight
+                    self._release(message)
+                    self._set_visibility([message.receipt_handle], later.seconds)
                 log.info("message postponed: %s", later.reason, extra={"retry_in_s": later.seconds})
             except Exception:
                 log.exception(
@@ -263,9 +266,12 @@ class Worker:
                     extra={"duration_ms": round((time.monotonic() - started) * 1000, 1)},
                 )
             finally:
-                with self._lock:
-                    self._held.pop(message.receipt_handle, None)
-                    self._slot_freed.notify_all()
+                self._release(message)
+
+    def _release(self, message: Message) -> None:
+        with self._lock:
+            self._held.pop(message.receipt_handle, None)
+            self._slot_freed.notify_all()
 
     def _delete(self, message: Message) -> None:
         aws.retry_until_reachable(
@@ -282,9 +288,12 @@ class Worker:
         """Keep every held message invisible while it waits or runs."""
         interval = max(1.0, self.visibility_timeout_s / 3)
         while not self._finished.wait(interval):
-            with self._lock:
-                handles = list(self._held)
-            self._set_visibility(handles, self.visibility_timeout_s)
+            # Under the visibility lock, so a handle released meanwhile (postponed, handed
+            # back) is not extended again after its own visibility change.
+            with self._visibility:
+                with self._lock:
+                    handles = list(self._held)
+                self._set_visibility(handles, self.visibility_timeout_s)
 
     def _drain(self) -> None:
         """Let handlers in flight finish within the grace period, else hand their messages
@@ -292,10 +301,11 @@ class Worker:
         deadline = time.monotonic() + self.shutdown_grace_s
         with self._lock:
             while self._held and time.monotonic() < deadline:
-                self._slot_freed.wait(max(0.0, deadline - time.monotonic()))
+                self._slot_freed.wait(min(WAIT_TICK_S, max(0.0, deadline - time.monotonic())))
             abandoned = list(self._held)
         if abandoned:
-            self._set_visibility(abandoned, 0)
+            with self._visibility:
+                self._set_visibility(abandoned, 0)
             log.warning(
                 "grace period over: handed back messages still in flight",
                 extra={"count": len(abandoned), "grace_s": self.shutdown_grace_s},
@@ -315,12 +325,14 @@ class Worker:
 
     def _hand_back_unstarted(self) -> None:
         """Make messages we received but never started visible to others at once."""
-        with self._lock:
-            unstarted = [h for h in self._held.values() if h.future and h.future.cancel()]
-            for held in unstarted:
-                del self._held[held.receipt_handle]
+        with self._visibility:
+            with self._lock:
+                unstarted = [h for h in self._held.values() if h.future and h.future.cancel()]
+                for held in unstarted:
+                    del self._held[held.receipt_handle]
+            if unstarted:
+                self._set_visibility([h.receipt_handle for h in unstarted], 0)
         if unstarted:
-            self._set_visibility([h.receipt_handle for h in unstarted], 0)
             log.info("handed back unstarted messages", extra={"count": len(unstarted)})
 
     def _set_visibility(self, handles: list[str], seconds: int) -> None:

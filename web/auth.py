@@ -41,9 +41,12 @@ def _safe_next(target: str | None) -> str:
     if not target:
         return url_for("annotations.index")
     parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
-        return url_for("annotations.index")
-    return target
+    unsafe = (
+        parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//")
+        # Browsers read "/\\evil.example" as "//evil.example"; no control characters either.
+        or "\\" in target or any(ord(c) < 32 for c in target)
+    )  # fmt: skip
+    return url_for("annotations.index") if unsafe else target
 
 
 def current_user() -> User | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -35,7 +36,7 @@ RECORDS = (
 
 @pytest.fixture
 def pipeline_values(gas_values):
-    return {**gas_values, "GAS_JOB_STALE_AFTER_S": "3", "GAS_ANNOTATOR_SLOTS": "2",
+    return {**gas_values, "GAS_JOB_STALE_AFTER_S": "6", "GAS_ANNOTATOR_SLOTS": "2",
             "GAS_SHUTDOWN_GRACE_S": "30"}  # fmt: skip
 
 
@@ -52,12 +53,14 @@ class Daemons:
     def start(self, module: str, name: str | None = None) -> subprocess.Popen:
         name = name or module
         log = (self.tmp_path / f"{name}.log").open("a")
+        # A group of its own, as under honcho or systemd: a stop signal goes to the group.
         proc = subprocess.Popen(
             [sys.executable, "-m", module],
             cwd=ROOT,
             env=process_env(self.values),
             stdout=log,
             stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         self.procs[name] = proc
         return proc
@@ -176,7 +179,15 @@ def test_a_request_delivered_twice_gives_one_result_and_one_email(pipeline, user
     daemons.start("util.notify")
     finished(pipeline, job.job_id)
     wait_until(lambda: sent(pipeline), what="an email")
-    time.sleep(4)  # time for the duplicate to be handled, postponed and dropped
+    wait_until(
+        lambda: any(
+            e["msg"] == "job already COMPLETED; request dropped"
+            for e in daemons.logs("ann.annotator")
+        ),
+        timeout=30,
+        what="the duplicate request handled",
+    )
+    time.sleep(1)
     assert len(sent(pipeline)) == 1
     assert len(results(pipeline)) == 2
     queue = aws.client(pipeline, "sqs")
@@ -226,9 +237,10 @@ def test_sigterm_lets_the_running_job_finish(pipeline, user, daemons):
     jobs = JobStore(pipeline)
     wait_until(lambda: jobs.get(job.job_id).job_status == "RUNNING", interval=0.02,
                what="the job to start")  # fmt: skip
-    annotator.send_signal(signal.SIGTERM)
+    os.killpg(annotator.pid, signal.SIGTERM)  # the whole group, as honcho and systemd do
     assert annotator.wait(60) == 0
     assert jobs.get(job.job_id).job_status == "COMPLETED"
+    assert not [e for e in daemons.logs("ann.annotator") if e.get("exit_code", 0) != 0]
 
 
 def test_sigterm_past_the_grace_period_hands_the_job_back(pipeline_values, pipeline, user,
@@ -239,7 +251,7 @@ def test_sigterm_past_the_grace_period_hands_the_job_back(pipeline_values, pipel
     jobs = JobStore(pipeline)
     wait_until(lambda: jobs.get(job.job_id).job_status == "RUNNING", interval=0.02,
                what="the job to start")  # fmt: skip
-    annotator.send_signal(signal.SIGTERM)
+    os.killpg(annotator.pid, signal.SIGTERM)
     assert annotator.wait(10) == 0
     handed_back = [e for e in daemons.logs("first") if e["msg"].startswith("grace period over")]
     assert len(handed_back) == 1
@@ -268,3 +280,16 @@ def test_an_email_ses_refuses_is_retried_then_dead_lettered(pipeline_values, pip
     assert len(failures) == 5 and all("MessageRejected" in e["exc"] for e in failures)
     assert sent(pipeline) == []
     assert JobStore(pipeline).get(job.job_id).notified_at is None
+
+
+def test_an_outcome_whose_announcement_was_lost_is_announced_again(pipeline, user, daemons):
+    """The state a kill -9 leaves between recording an outcome and publishing it."""
+    jobs = JobStore(pipeline)
+    job = submit(pipeline, user, publish=False)
+    claimed = jobs.claim(job.job_id, "dead-run", stale_after_s=60)
+    assert jobs.fail(claimed.job_id, "planted outcome", claim_id="dead-run")  # never announced
+    daemons.start("ann.annotator")
+    daemons.start("util.notify")
+    Bus(pipeline).job_requested(job.job_id, user.user_id)  # the request comes back
+    wait_until(lambda: len(sent(pipeline)) == 1, what="the email of the planted outcome")
+    assert "planted outcome" in sent(pipeline)[0].body

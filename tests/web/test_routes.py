@@ -70,11 +70,23 @@ def test_a_callback_with_the_wrong_state_logs_nobody_in(app):
         assert "user_id" not in session
 
 
-def test_login_never_redirects_off_site(app):
+@pytest.mark.parametrize(
+    "target",
+    ["https://evil.example/", "//evil.example", "/\\evil.example", "javascript:alert(1)",
+     "/ok\r\nSet-Cookie: x=1"],
+)  # fmt: skip
+def test_login_never_redirects_off_site(app, target):
     client = app.test_client()
-    client.get("/login?next=https://evil.example/")
+    client.get("/login", query_string={"next": target})
     with client.session_transaction() as session:
         assert session["login_next"] == "/annotations"
+
+
+def test_login_keeps_a_path_on_this_site(app):
+    client = app.test_client()
+    client.get("/login", query_string={"next": "/annotations/abc?x=1"})
+    with client.session_transaction() as session:
+        assert session["login_next"] == "/annotations/abc?x=1"
 
 
 def test_another_users_job_is_not_found_everywhere(login, web_settings):
