@@ -404,6 +404,36 @@ class JobStore:
             remove=("claim_id", "heartbeat_at") if expected == JobStatus.RUNNING else (),
         )
 
+    def lease_notification(self, job_id: str, lease_s: int) -> bool:
+        """Take the right to email about this job for `lease_s` seconds; False if the user was
+        notified already, or another sender holds a live lease. Send, then mark_notified."""
+        now = int(time.time())
+        try:
+            self.dynamodb.update_item(
+                TableName=self.table,
+                Key={"job_id": {"S": job_id}},
+                UpdateExpression="SET notify_lease_until = :until",
+                ConditionExpression=(
+                    "attribute_exists(job_id) AND attribute_not_exists(notified_at) AND "
+                    "(attribute_not_exists(notify_lease_until) OR notify_lease_until < :now)"
+                ),
+                ExpressionAttributeValues={
+                    ":until": {"N": str(now + lease_s)},
+                    ":now": {"N": str(now)},
+                },
+            )
+        except self.dynamodb.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def release_notification(self, job_id: str) -> None:
+        """Give the lease back (the send failed): the message's next delivery tries again."""
+        self.dynamodb.update_item(
+            TableName=self.table,
+            Key={"job_id": {"S": job_id}},
+            UpdateExpression="REMOVE notify_lease_until",
+        )
+
     def mark_notified(self, job_id: str) -> bool:
         """Record that the user was emailed about the outcome; False if already recorded."""
         try:
@@ -474,10 +504,17 @@ def _encode_cursor(key: dict[str, Any]) -> str:
 
 
 def _decode_cursor(cursor: str) -> dict[str, Any]:
+    """The key a page cursor stands for; ValueError for anything we did not hand out."""
     try:
         key = json.loads(base64.urlsafe_b64decode(cursor.encode()))
     except ValueError:
         raise ValueError("invalid page cursor") from None
-    if not isinstance(key, dict):
+    shape = {"job_id": "S", "user_id": "S", "submit_time": "N"}
+    if not (
+        isinstance(key, dict)
+        and set(key) == set(shape)
+        and all(isinstance(key[k], dict) and set(key[k]) == {t} and isinstance(key[k][t], str)
+                for k, t in shape.items())
+    ):  # fmt: skip
         raise ValueError("invalid page cursor")
     return key

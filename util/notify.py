@@ -18,11 +18,15 @@ from gas.users import UserStore
 from gas.worker import Handler, Message, serve
 
 log = logging.getLogger("util.notify")
+# Longer than a send takes, shorter than the queue's visibility timeout: a sender that died
+# holding the lease lets the message's next delivery send.
+NOTIFY_LEASE_S = 30
 
 
 def compose(job: Job, web_url: str) -> tuple[str, str]:
     """Subject and plain-text body of the email about `job`'s outcome."""
     link = f"{web_url.rstrip('/')}/annotations/{job.job_id}"
+    # An ARCHIVED (or RESTORING) job completed: its archive may simply have run first.
     if job.job_status == JobStatus.FAILED:
         subject = f"GAS: annotation of {job.input_file_name} FAILED"
         outcome = f"The annotation of {job.input_file_name} failed: {job.error}"
@@ -30,7 +34,8 @@ def compose(job: Job, web_url: str) -> tuple[str, str]:
         subject = f"GAS: annotation of {job.input_file_name} COMPLETED"
         variants = f" ({job.variant_count} variants)" if job.variant_count is not None else ""
         outcome = f"The annotation of {job.input_file_name} is complete{variants}."
-    body = f"{outcome}\n\nStatus: {job.job_status}\nDetails and downloads: {link}\n\n— GAS\n"
+    status = "FAILED" if job.job_status == JobStatus.FAILED else "COMPLETED"
+    body = f"{outcome}\n\nStatus: {status}\nDetails and downloads: {link}\n\n— GAS\n"
     return subject, body
 
 
@@ -64,17 +69,22 @@ def make_handler(settings: Settings) -> Handler:
         if job is None:
             log.warning("result for an unknown job; dropped")
             return
-        if job.notified_at:
-            log.info("user already notified; dropped")
-            return
-        if job.job_status not in (JobStatus.COMPLETED, JobStatus.FAILED):
+        if job.job_status in (JobStatus.PENDING, JobStatus.RUNNING):
             log.info("job is %s, not finished; dropped", job.job_status)
+            return
+        # A lease, not a check: two deliveries handled at once must not both send.
+        if not jobs.lease_notification(job.job_id, NOTIFY_LEASE_S):
+            log.info("user already notified (or being notified); dropped")
             return
         user = users.get(job.user_id)
         if user is None or not user.email:
             log.warning("no email address for the job's user; nothing sent")
             return
-        send(user.email, *compose(job, settings.web_url))
+        try:
+            send(user.email, *compose(job, settings.web_url))
+        except Exception:
+            jobs.release_notification(job.job_id)
+            raise
         jobs.mark_notified(job.job_id)
         log.info("user notified", extra={"status": job.job_status})
 

@@ -293,3 +293,25 @@ def test_an_outcome_whose_announcement_was_lost_is_announced_again(pipeline, use
     Bus(pipeline).job_requested(job.job_id, user.user_id)  # the request comes back
     wait_until(lambda: len(sent(pipeline)) == 1, what="the email of the planted outcome")
     assert "planted outcome" in sent(pipeline)[0].body
+
+
+def test_two_notifiers_racing_on_duplicates_send_one_email(pipeline, user, daemons):
+    jobs = JobStore(pipeline)
+    job = submit(pipeline, user, publish=False)
+    jobs.claim(job.job_id, "run", stale_after_s=60)
+    jobs.fail(job.job_id, "an outcome", claim_id="run")
+    for _ in range(4):  # duplicates, waiting before either notifier starts
+        Bus(pipeline).job_finished(job.job_id, user.user_id, "FAILED")
+    daemons.start("util.notify", "n1")
+    daemons.start("util.notify", "n2")
+    wait_until(lambda: sent(pipeline), what="an email")
+    sqs = aws.client(pipeline, "sqs")
+    url = sqs.get_queue_url(QueueName=pipeline.job_results_queue)["QueueUrl"]
+
+    def drained() -> bool:
+        attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+        return attrs["ApproximateNumberOfMessages"] == "0"
+
+    wait_until(drained, what="all duplicates handled")
+    time.sleep(1)
+    assert len(sent(pipeline)) == 1

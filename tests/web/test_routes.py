@@ -302,3 +302,15 @@ def test_the_browser_path_answers_429_over_the_rate_limit(gas_values, provisione
         target = upload_via_form(page, VCF, "r.vcf").headers["Location"]
         codes.append(client.get(target[target.index("/annotate/job") :]).status_code)
     assert codes == [302, 429]
+
+
+def test_a_tampered_page_cursor_is_refused_not_a_crash(login):
+    import base64
+    import json
+
+    ada = login()
+    _, token = _token(ada)
+    forged = base64.urlsafe_b64encode(json.dumps({"job_id": "x"}).encode()).decode()
+    auth = {"Authorization": f"Bearer {token}"}
+    assert ada.client.get(f"/api/v1/jobs?cursor={forged}", headers=auth).status_code == 422
+    assert ada.client.get(f"/annotations?cursor={forged}").status_code == 404
