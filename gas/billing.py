@@ -79,7 +79,7 @@ class Billing:
             )  # fmt: skip
         except (ValueError, stripe.SignatureVerificationError) as exc:
             raise InvalidEvent(f"invalid signature or payload: {exc}") from None
-        obj = event.data.object
+        obj = event.data.object.to_dict()  # plain (nested) dicts: StripeObjects are not
         if event.type == "checkout.session.completed":
             return self._upgraded(event.id, obj)
         if event.type == "customer.subscription.deleted" or (
