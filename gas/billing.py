@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 import stripe
 
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 stripe.enable_telemetry = False  # it would otherwise write under ~/.config
 SIGNATURE_TOLERANCE_S = 300
 ENDED = frozenset({"canceled", "unpaid", "incomplete_expired"})
+STRIPE_PAGES = ("https://checkout.stripe.com", "https://billing.stripe.com")
 
 
 class InvalidEvent(Exception):
@@ -40,6 +42,14 @@ class Billing:
         self.users, self.jobs, self.bus = UserStore(settings), JobStore(settings), Bus(settings)
 
     # -- sessions -------------------------------------------------------------------------
+
+    def page_origins(self) -> tuple[str, ...]:
+        """Where Checkout and the portal live: a form posting to us is redirected there, so
+        the Content-Security-Policy's form-action must allow them."""
+        if self.settings.stripe_api_base:
+            parts = urlsplit(self.settings.stripe_api_base)
+            return (f"{parts.scheme}://{parts.netloc}",)
+        return STRIPE_PAGES
 
     def checkout_url(self, user: User, success_url: str, cancel_url: str) -> str:
         """A Checkout Session for the premium subscription; the page to send the user to."""

@@ -35,7 +35,9 @@ def render_error(status: int, message: str | None = None) -> ResponseReturnValue
 
 
 def init_app(app: Flask) -> None:
-    upload_origin = app.extensions["gas"].files.upload_origin()
+    services = app.extensions["gas"]
+    # Forms post to us, uploads to S3, and our redirects after a post go to Stripe's pages.
+    form_targets = " ".join((services.files.upload_origin(), *services.billing.page_origins()))
 
     @app.errorhandler(CSRFError)
     def csrf_error(exc: CSRFError) -> ResponseReturnValue:
@@ -59,7 +61,7 @@ def init_app(app: Flask) -> None:
         # No inline script anywhere; forms may post to us and (uploads) to S3 only.
         response.headers["Content-Security-Policy"] = (
             "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-            f"form-action 'self' {upload_origin}; frame-ancestors 'none'; base-uri 'self'; "
+            f"form-action 'self' {form_targets}; frame-ancestors 'none'; base-uri 'self'; "
             "object-src 'none'"
         )
         response.headers["X-Content-Type-Options"] = "nosniff"

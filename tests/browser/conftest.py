@@ -57,22 +57,32 @@ class Stack:
             os.killpg(self.proc.pid, signal.SIGKILL)
 
 
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory) -> Iterator[Stack]:
+def start_stack(log_dir: Path, **overrides: str) -> Stack:
+    """`python -m gas stack` on free ports (and `overrides`), once it is ready."""
     emulator, standins, web = free_port(), free_port(), free_port()
     values = local_values(
         GAS_AWS_ENDPOINT_URL=f"http://127.0.0.1:{emulator}",
         GAS_STANDINS_URL=f"http://127.0.0.1:{standins}",
         GLOBUS_SDK_SERVICE_URL_AUTH=f"http://127.0.0.1:{standins}/",
+        GAS_STRIPE_API_BASE=f"http://127.0.0.1:{standins}",
         GAS_WEB_BIND=f"127.0.0.1:{web}",
         GAS_WEB_URL=f"http://127.0.0.1:{web}",
+        **overrides,
     )
-    running = Stack(values, tmp_path_factory.mktemp("stack") / "stack.log")
+    running = Stack(values, log_dir / "stack.log")
     try:
         running.wait_ready()
-        yield running
-    finally:
+    except BaseException:
         running.stop()
+        raise
+    return running
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory) -> Iterator[Stack]:
+    running = start_stack(tmp_path_factory.mktemp("stack"))
+    yield running
+    running.stop()
 
 
 @pytest.fixture(scope="session")

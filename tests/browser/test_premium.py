@@ -1,0 +1,85 @@
+"""Free vs premium in a real browser: archived, upgraded through checkout, restored, cancelled."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.browser.conftest import log_in, screenshot, start_stack
+from tests.browser.test_journey import VCF
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def fast_stack(tmp_path_factory):
+    """A stack whose free retention is seconds and whose restores take two."""
+    running = start_stack(
+        tmp_path_factory.mktemp("premium"),
+        GAS_FREE_RETENTION_S="4",
+        GAS_ARCHIVE_SWEEP_S="1",
+        GAS_LOCAL_RESTORE_DELAY_S="2",
+    )
+    yield running
+    running.stop()
+
+
+def test_archived_results_come_back_after_upgrading_and_cancelling_makes_free(
+    fast_stack, page, tmp_path
+):
+    stack = fast_stack
+    log_in(page, stack, "barbara@example.org", "Barbara McClintock")
+    page.goto(f"{stack.url}/annotate")
+    vcf = tmp_path / "maize.vcf"
+    vcf.write_bytes(VCF)
+    page.set_input_files("#file", str(vcf))
+    page.click("#upload-button")
+    page.wait_for_url(f"{stack.url}/annotations/*")
+    job_url = page.url
+    expect(page.locator("#download-result")).to_be_visible(timeout=60_000)
+    expect(page.locator("#retention")).to_contain_text("upgrade to keep it")
+    with page.expect_download() as first:
+        page.click("#download-result")
+    original = hashlib.sha256(Path(first.value.path()).read_bytes()).hexdigest()
+
+    def reload_until(selector: str, timeout_s: float = 60) -> None:
+        for _ in range(int(timeout_s * 2)):
+            page.reload()
+            if page.locator(selector).count():
+                return
+            page.wait_for_timeout(500)
+        pytest.fail(f"{selector} never appeared on {page.url}")
+
+    reload_until("#archived")
+    expect(page.locator("#download-result")).to_have_count(0)
+    screenshot(page, "job-archived")
+
+    page.click("#archived a")  # "upgrade to Premium to download"
+    screenshot(page, "subscribe")
+    page.click("#subscribe-button")
+    pay = page.get_by_role("button", name="Pay", exact=True)
+    expect(pay).to_be_visible()
+    screenshot(page, "stripe-checkout")
+    pay.click()
+    page.wait_for_url(f"{stack.url}/subscribe/success*")
+    expect(page.locator("h1")).to_have_text("Welcome to Premium")
+
+    page.goto(job_url)
+    reload_until("#download-result", timeout_s=60)
+    with page.expect_download() as again:
+        page.click("#download-result")
+    assert hashlib.sha256(Path(again.value.path()).read_bytes()).hexdigest() == original
+    screenshot(page, "job-restored")
+
+    page.goto(f"{stack.url}/profile")
+    page.get_by_role("button", name="Manage subscription").click()
+    cancel = page.get_by_role("button", name="Cancel subscription")
+    expect(cancel).to_be_visible()
+    screenshot(page, "stripe-portal")
+    cancel.click()
+    page.wait_for_url(f"{stack.url}/profile")
+    expect(page.locator("#billing h2")).to_have_text("Plan: Free")
+    expect(page.locator("#upgrade")).to_be_visible()
