@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 
 from gas.jobs import JobStatus, JobStore
 from gas.messages import Bus
@@ -101,6 +102,26 @@ def _not_claimable(jobs: JobStore, bus: Bus, job_id: str, settings: Settings) ->
     )
 
 
+def lost_job_sweep(settings: Settings) -> tuple[float, Callable[[], None]]:
+    """Every GAS_JOB_SWEEP_S, request again the jobs whose request was lost: a process that
+    died between recording a job and publishing it, or a request dead-lettered. A request
+    too many is harmless: the claim decides who runs a job."""
+    jobs, bus = JobStore(settings), Bus(settings)
+
+    def sweep() -> None:
+        lost = jobs.lost(
+            int(time.time()), settings.job_resubmit_after_s, settings.job_stale_after_s
+        )
+        for job in lost:
+            log.warning(
+                "job looks lost; requesting it again",
+                extra={"job_id": job.job_id, "user_id": job.user_id, "status": job.job_status},
+            )
+            bus.job_requested(job.job_id, job.user_id)
+
+    return float(settings.job_sweep_s), sweep
+
+
 if __name__ == "__main__":
     serve(
         "annotator",
@@ -108,4 +129,5 @@ if __name__ == "__main__":
         make_handler,
         concurrency=slots,
         batch_size=slots,
+        every=lost_job_sweep,
     )

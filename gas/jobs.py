@@ -28,6 +28,9 @@ from gas.settings import Settings
 USER_INDEX = "user_id_index"
 # Sparse: only free users' COMPLETED jobs waiting for their archive carry ARCHIVE_STATE.
 ARCHIVE_INDEX = "archive_due_index"
+# Sparse: only PENDING and RUNNING jobs carry ACTIVE_STATE, so finding lost ones is a query.
+ACTIVE_INDEX = "active_index"
+ACTIVE_STATE = "active_state"
 ARCHIVE_STATE = "archive_state"
 DUE = "due"
 
@@ -180,6 +183,7 @@ class JobStore:
         """Record a new PENDING job; False if a job with this id already exists."""
         item = {k: _to_attr(v) for k, v in dataclasses.asdict(job).items() if v not in (None, {})}
         item["job_status"] = _to_attr(str(JobStatus.PENDING))
+        item[ACTIVE_STATE] = _to_attr("active")
         try:
             self.dynamodb.put_item(
                 TableName=self.table,
@@ -279,8 +283,41 @@ class JobStore:
             JobStatus.COMPLETED,
             fields,
             claim=claim_id,
-            remove=("claim_id", "heartbeat_at"),
+            remove=("claim_id", "heartbeat_at", ACTIVE_STATE),
         )
+
+    def lost(self, now: int, resubmit_after_s: int, stale_after_s: int) -> list[Job]:
+        """Active jobs nobody seems to be working on: PENDING for `resubmit_after_s`, or
+        RUNNING with a heartbeat older than `stale_after_s` (the active index)."""
+        found: list[Job] = []
+        kwargs: dict[str, Any] = {}
+        while True:
+            response = self.dynamodb.query(
+                TableName=self.table,
+                IndexName=ACTIVE_INDEX,
+                KeyConditionExpression="#a = :active AND submit_time <= :before",
+                ExpressionAttributeNames={"#a": ACTIVE_STATE},
+                ExpressionAttributeValues={
+                    ":active": {"S": "active"},
+                    ":before": {"N": str(now - min(resubmit_after_s, stale_after_s))},
+                },
+                **kwargs,
+            )
+            for item in response["Items"]:
+                job = Job.from_item(_decode(item))
+                pending_long = (
+                    job.job_status == JobStatus.PENDING
+                    and job.submit_time <= now - resubmit_after_s
+                )
+                silent = (
+                    job.job_status == JobStatus.RUNNING
+                    and (job.heartbeat_at or 0) < now - stale_after_s
+                )
+                if pending_long or silent:
+                    found.append(job)
+            if "LastEvaluatedKey" not in response:
+                return found
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
     # -- cold storage ---------------------------------------------------------------------
 
@@ -401,7 +438,9 @@ class JobStore:
             JobStatus.FAILED,
             {"error": error, "complete_time": int(time.time())},
             claim=claim_id,
-            remove=("claim_id", "heartbeat_at") if expected == JobStatus.RUNNING else (),
+            remove=("claim_id", "heartbeat_at", ACTIVE_STATE)
+            if expected == JobStatus.RUNNING
+            else (ACTIVE_STATE,),
         )
 
     def lease_notification(self, job_id: str, lease_s: int) -> bool:

@@ -95,12 +95,15 @@ def plan(s: Settings) -> Plan:
                     "user_id": "S",
                     "submit_time": "N",
                     "archive_state": "S",
+                    "active_state": "S",
                     "archive_due_at": "N",
                 },
                 indexes=(
                     Index("user_id_index", "user_id", "submit_time"),
                     # Sparse: only free users' results awaiting archive are in it.
                     Index("archive_due_index", "archive_state", "archive_due_at"),
+                    # Sparse: only PENDING and RUNNING jobs, for the lost-request sweep.
+                    Index("active_index", "active_state", "submit_time"),
                 ),
             ),
             Table(

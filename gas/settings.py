@@ -139,6 +139,13 @@ class Settings:
     job_stale_after_s: int = _doc(
         "a RUNNING job silent this long is taken over by another annotator", default=120
     )
+    job_sweep_s: int = _doc(
+        "how often an annotator looks for jobs whose request was lost", default=60
+    )
+    job_resubmit_after_s: int = _doc(
+        "a job PENDING this long is requested again (its request may have been lost)",
+        default=600,
+    )
     work_dir: str = _doc(
         "where jobs keep their files while running (empty: the system temp)", default=""
     )
@@ -274,6 +281,8 @@ def _check(s: Settings) -> None:
         "job_stale_after_s",
         "free_retention_s",
         "archive_sweep_s",
+        "job_sweep_s",
+        "job_resubmit_after_s",
     ):
         if getattr(s, name) < 1:
             raise SettingsError(f"{env_name(name)} must be at least 1")

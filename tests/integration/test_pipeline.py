@@ -315,3 +315,16 @@ def test_two_notifiers_racing_on_duplicates_send_one_email(pipeline, user, daemo
     wait_until(drained, what="all duplicates handled")
     time.sleep(1)
     assert len(sent(pipeline)) == 1
+
+
+def test_the_sweep_runs_jobs_whose_request_was_lost(pipeline_values, pipeline, user, daemons):
+    """A job recorded but never published, and a RUNNING job whose run and message are gone."""
+    jobs = JobStore(pipeline)
+    never_published = submit(pipeline, user, publish=False)
+    abandoned = submit(pipeline, user, publish=False)
+    jobs.claim(abandoned.job_id, "a-run-that-died", stale_after_s=60)
+    daemons.values = {**pipeline_values, "GAS_JOB_SWEEP_S": "1", "GAS_JOB_RESUBMIT_AFTER_S": "1"}
+    daemons.start("ann.annotator")
+    for job in (never_published, abandoned):
+        assert finished(pipeline, job.job_id, timeout=60).job_status == "COMPLETED"
+    assert len(results(pipeline)) == 4

@@ -61,6 +61,7 @@ def test_provision_creates_every_resource_of_the_design(settings):
         "gas-annotations": {
             "user_id_index": ["user_id", "submit_time"],
             "archive_due_index": ["archive_state", "archive_due_at"],
+            "active_index": ["active_state", "submit_time"],
         },
         "gas-users": {"stripe_customer_index": ["stripe_customer_id"]},
     }
