@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -275,7 +276,23 @@ def ensure_table(dynamodb: BaseClient, table: Table) -> Change:
             AttributeDefinitions=definitions,
             GlobalSecondaryIndexUpdates=[{"Create": _gsi(index)}],
         )
+        _wait_until_active(dynamodb, table.name)  # AWS takes one index change at a time
     return Change("table", table.name, "updated" if missing else "unchanged")
+
+
+def _wait_until_active(dynamodb: BaseClient, name: str, timeout_s: float = 1800) -> None:
+    """Until the table and every index on it are ACTIVE (a new index backfills first)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        described = dynamodb.describe_table(TableName=name)["Table"]
+        statuses = [described["TableStatus"]] + [
+            i.get("IndexStatus", "ACTIVE") for i in described.get("GlobalSecondaryIndexes", [])
+        ]
+        if all(s == "ACTIVE" for s in statuses):
+            return
+        log.info("waiting for table %s to be active: %s", name, statuses)
+        time.sleep(5)
+    raise TimeoutError(f"table {name} is not active after {timeout_s} s")
 
 
 # -- SNS and SQS --------------------------------------------------------------------------

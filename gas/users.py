@@ -80,7 +80,8 @@ class UserStore:
                 "institution = if_not_exists(institution, :inst), "
                 "#role = if_not_exists(#role, :free), "
                 "created_at = if_not_exists(created_at, :now), "
-                "api_tokens = if_not_exists(api_tokens, :none)"
+                "api_tokens = if_not_exists(api_tokens, :none), "
+                "logins = if_not_exists(logins, :none)"
             ),
             ExpressionAttributeNames={"#name": "name", "#role": "role"},
             ExpressionAttributeValues={
@@ -105,6 +106,33 @@ class UserStore:
             ExpressionAttributeNames={"#name": "name"},
             ExpressionAttributeValues={":name": {"S": name}, ":inst": {"S": institution}},
         )
+
+    # -- login sessions ---------------------------------------------------------------------
+
+    def remember_login(self, user_id: str, session_id: str, tokens: list[str]) -> None:
+        """Keep a login's Globus tokens here, not in the (signed, readable) session cookie,
+        so logout can revoke them."""
+        self.dynamodb.update_item(
+            TableName=self.table,
+            Key={"user_id": {"S": user_id}},
+            UpdateExpression="SET logins.#sid = :tokens",
+            ConditionExpression="attribute_exists(logins)",
+            ExpressionAttributeNames={"#sid": session_id},
+            ExpressionAttributeValues={":tokens": {"L": [{"S": t} for t in tokens]}},
+        )
+
+    def forget_login(self, user_id: str, session_id: str) -> list[str]:
+        """Remove a login's tokens and return them (to revoke)."""
+        response = self.dynamodb.update_item(
+            TableName=self.table,
+            Key={"user_id": {"S": user_id}},
+            UpdateExpression="REMOVE logins.#sid",
+            ConditionExpression="attribute_exists(logins)",
+            ExpressionAttributeNames={"#sid": session_id},
+            ReturnValues="UPDATED_OLD",
+        )
+        old = response.get("Attributes", {}).get("logins", {}).get("M", {}).get(session_id)
+        return [t["S"] for t in old["L"]] if old else []
 
     # -- personal API tokens ----------------------------------------------------------------
 

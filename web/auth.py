@@ -115,12 +115,15 @@ def callback() -> ResponseReturnValue:
     )
     auth_tokens = tokens.by_resource_server.get("auth.globus.org", {})
     next_url = session.pop("login_next", None)
-    session.clear()
+    session.clear()  # a new session for a new login: nothing of the anonymous one carries over
     session["user_id"] = user.user_id
-    # Kept so logout can revoke them at Globus; the cookie is signed and HttpOnly.
-    session["globus_tokens"] = [
-        t for t in (auth_tokens.get("access_token"), auth_tokens.get("refresh_token")) if t
-    ]
+    session["login_id"] = secrets.token_urlsafe(16)
+    # Kept server-side (a signed cookie is readable) so logout can revoke them at Globus.
+    services().users.remember_login(
+        user.user_id,
+        session["login_id"],
+        [t for t in (auth_tokens.get("access_token"), auth_tokens.get("refresh_token")) if t],
+    )
     log.info("logged in", extra={"user_id": user.user_id})
     flash(f"Welcome, {user.name}.", "success")
     return redirect(_safe_next(next_url))
@@ -134,7 +137,9 @@ def logout() -> ResponseReturnValue:
             return redirect(url_for("annotations.home"))
         return render_template("logout.html")
     client = _client()
-    for token in session.get("globus_tokens", []):
+    user_id, login_id = session.get("user_id"), session.get("login_id")
+    tokens = services().users.forget_login(user_id, login_id) if user_id and login_id else []
+    for token in tokens:
         try:
             client.oauth2_revoke_token(token)
         except globus_sdk.GlobusError as exc:  # refused, or unreachable: log out regardless

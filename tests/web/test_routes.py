@@ -7,6 +7,7 @@ import pytest
 
 from gas.jobs import Job, JobStore
 from gas.settings import settings_from
+from gas.users import UserStore
 from tests.web.conftest import VCF
 from web import create_app
 
@@ -281,7 +282,12 @@ def test_my_annotations_are_paginated(login, web_settings):
 def test_logging_out_clears_the_session_even_if_the_identity_provider_is_down(login):
     ada = login()
     with ada.client.session_transaction() as session:
-        session["globus_tokens"] = ["a-token"]  # nothing listens where the SDK would revoke it
+        session["login_id"] = "login-1"
+    UserStore(ada.client.application.extensions["gas"].settings).remember_login(
+        ada.user.user_id,
+        "login-1",
+        ["a-token"],  # nothing listens where it would be revoked
+    )
     response = ada.client.post("/logout", data={"csrf_token": ada.csrf()})
     assert response.status_code == 302
     assert ada.client.get("/profile").status_code == 302  # logged out
