@@ -224,22 +224,17 @@ class JobStore:
 
     def heartbeat(self, job_id: str, claim_id: str, progress: int) -> bool:
         """The run holding the job is alive and this far along; False if it lost the job."""
-        try:
-            self.dynamodb.update_item(
-                TableName=self.table,
-                Key={"job_id": {"S": job_id}},
-                UpdateExpression="SET heartbeat_at = :now, progress = :p",
-                ConditionExpression="job_status = :running AND claim_id = :claim",
-                ExpressionAttributeValues={
-                    ":now": {"N": str(int(time.time()))},
-                    ":p": {"N": str(progress)},
-                    ":running": {"S": JobStatus.RUNNING},
-                    ":claim": {"S": claim_id},
-                },
-            )
-        except self.dynamodb.exceptions.ConditionalCheckFailedException:
-            return False
-        return True
+        return self._update(
+            job_id,
+            UpdateExpression="SET heartbeat_at = :now, progress = :p",
+            ConditionExpression="job_status = :running AND claim_id = :claim",
+            ExpressionAttributeValues={
+                ":now": {"N": str(int(time.time()))},
+                ":p": {"N": str(progress)},
+                ":running": {"S": JobStatus.RUNNING},
+                ":claim": {"S": claim_id},
+            },
+        )
 
     def release(self, job_id: str, claim_id: str) -> bool:
         """RUNNING -> PENDING: the run gave the job back (it crashed or is shutting down)."""
@@ -335,22 +330,17 @@ class JobStore:
 
     def schedule_archive(self, job_id: str, due_at: int) -> bool:
         """Give a COMPLETED job a (fresh) retention window: archived after `due_at`."""
-        try:
-            self.dynamodb.update_item(
-                TableName=self.table,
-                Key={"job_id": {"S": job_id}},
-                UpdateExpression="SET archive_due_at = :due_at, #state = :due",
-                ConditionExpression="job_status = :completed",
-                ExpressionAttributeNames={"#state": ARCHIVE_STATE},
-                ExpressionAttributeValues={
-                    ":due_at": {"N": str(due_at)},
-                    ":due": {"S": DUE},
-                    ":completed": {"S": JobStatus.COMPLETED},
-                },
-            )
-        except self.dynamodb.exceptions.ConditionalCheckFailedException:
-            return False
-        return True
+        return self._update(
+            job_id,
+            UpdateExpression="SET archive_due_at = :due_at, #state = :due",
+            ConditionExpression="job_status = :completed",
+            ExpressionAttributeNames={"#state": ARCHIVE_STATE},
+            ExpressionAttributeValues={
+                ":due_at": {"N": str(due_at)},
+                ":due": {"S": DUE},
+                ":completed": {"S": JobStatus.COMPLETED},
+            },
+        )
 
     def unschedule_archive(self, job_id: str) -> None:
         """Take a job out of the archive index (its user is premium now)."""
@@ -447,23 +437,18 @@ class JobStore:
         """Take the right to email about this job for `lease_s` seconds; False if the user was
         notified already, or another sender holds a live lease. Send, then mark_notified."""
         now = int(time.time())
-        try:
-            self.dynamodb.update_item(
-                TableName=self.table,
-                Key={"job_id": {"S": job_id}},
-                UpdateExpression="SET notify_lease_until = :until",
-                ConditionExpression=(
-                    "attribute_exists(job_id) AND attribute_not_exists(notified_at) AND "
-                    "(attribute_not_exists(notify_lease_until) OR notify_lease_until < :now)"
-                ),
-                ExpressionAttributeValues={
-                    ":until": {"N": str(now + lease_s)},
-                    ":now": {"N": str(now)},
-                },
-            )
-        except self.dynamodb.exceptions.ConditionalCheckFailedException:
-            return False
-        return True
+        return self._update(
+            job_id,
+            UpdateExpression="SET notify_lease_until = :until",
+            ConditionExpression=(
+                "attribute_exists(job_id) AND attribute_not_exists(notified_at) AND "
+                "(attribute_not_exists(notify_lease_until) OR notify_lease_until < :now)"
+            ),
+            ExpressionAttributeValues={
+                ":until": {"N": str(now + lease_s)},
+                ":now": {"N": str(now)},
+            },
+        )
 
     def release_notification(self, job_id: str) -> None:
         """Give the lease back (the send failed): the message's next delivery tries again."""
@@ -475,16 +460,17 @@ class JobStore:
 
     def mark_notified(self, job_id: str) -> bool:
         """Record that the user was emailed about the outcome; False if already recorded."""
+        return self._update(
+            job_id,
+            UpdateExpression="SET notified_at = :now",
+            ConditionExpression="attribute_exists(job_id) AND attribute_not_exists(notified_at)",
+            ExpressionAttributeValues={":now": {"N": str(int(time.time()))}},
+        )
+
+    def _update(self, job_id: str, **update: Any) -> bool:
+        """One conditional update of a job; False when its condition does not hold."""
         try:
-            self.dynamodb.update_item(
-                TableName=self.table,
-                Key={"job_id": {"S": job_id}},
-                UpdateExpression="SET notified_at = :now",
-                ConditionExpression=(
-                    "attribute_exists(job_id) AND attribute_not_exists(notified_at)"
-                ),
-                ExpressionAttributeValues={":now": {"N": str(int(time.time()))}},
-            )
+            self.dynamodb.update_item(TableName=self.table, Key={"job_id": {"S": job_id}}, **update)
         except self.dynamodb.exceptions.ConditionalCheckFailedException:
             return False
         return True
@@ -520,18 +506,13 @@ class JobStore:
         if remove:
             names.update({f"#r{i}": name for i, name in enumerate(remove)})
             update += " REMOVE " + ", ".join(f"#r{i}" for i in range(len(remove)))
-        try:
-            self.dynamodb.update_item(
-                TableName=self.table,
-                Key={"job_id": {"S": job_id}},
-                UpdateExpression=update,
-                ConditionExpression=condition,
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-            )
-        except self.dynamodb.exceptions.ConditionalCheckFailedException:
-            return False
-        return True
+        return self._update(
+            job_id,
+            UpdateExpression=update,
+            ConditionExpression=condition,
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+        )
 
 
 def _decode(item: dict[str, Any]) -> dict[str, Any]:

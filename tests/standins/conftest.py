@@ -119,9 +119,9 @@ def parse_form(html: str) -> Form:
     return parser.form
 
 
-def submit_sign_in(authorize_url: str, **inputs: str) -> requests.Response:
-    """Open the sign-in page, fill the form, submit it; the redirect is returned unfollowed."""
-    page = requests.get(authorize_url, timeout=5)
+def submit_form(page_url: str, **inputs: str) -> requests.Response:
+    """Open a page, submit its (first) form with `inputs`; the redirect is returned unfollowed."""
+    page = requests.get(page_url, timeout=5)
     assert page.status_code == 200, page.text
     form = parse_form(page.text)
     assert form.method == "post"
@@ -129,8 +129,13 @@ def submit_sign_in(authorize_url: str, **inputs: str) -> requests.Response:
         urljoin(page.url, form.action),
         data={**form.fields, **inputs},
         allow_redirects=False,
-        timeout=5,
+        timeout=10,
     )
+
+
+def submit_sign_in(authorize_url: str, **inputs: str) -> requests.Response:
+    """Open the sign-in page, fill the form, submit it; the redirect is returned unfollowed."""
+    return submit_form(authorize_url, **inputs)
 
 
 def redirect_query(answer: requests.Response) -> dict[str, str]:

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import urljoin
 
 import pytest
 import requests
@@ -21,7 +20,7 @@ import stripe
 
 from gas.standins.stripe_api import API_VERSION, parse_params
 from tests.conftest import free_port, local_values
-from tests.standins.conftest import StandIns, parse_form, start_standins
+from tests.standins.conftest import StandIns, parse_form, start_standins, submit_form
 
 pytestmark = pytest.mark.integration
 
@@ -146,23 +145,9 @@ def checkout(client: stripe.StripeClient, **overrides: Any) -> stripe.checkout.S
     return client.v1.checkout.sessions.create({k: v for k, v in params.items() if v is not None})
 
 
-def submit(page_url: str, **inputs: str) -> requests.Response:
-    """Open a page, submit its first form with `inputs`; the redirect is returned unfollowed."""
-    page = requests.get(page_url, timeout=5)
-    assert page.status_code == 200, page.text
-    form = parse_form(page.text)
-    assert form.method == "post"
-    return requests.post(
-        urljoin(page.url, form.action),
-        data={**form.fields, **inputs},
-        allow_redirects=False,
-        timeout=10,
-    )
-
-
 def paid(client: stripe.StripeClient, receiver: Receiver, **overrides: Any) -> stripe.Event:
     """Check out and pay; the checkout.session.completed event the application got."""
-    answer = submit(checkout(client, **overrides).url)
+    answer = submit_form(checkout(client, **overrides).url)
     assert answer.status_code == 303, answer.text
     [event] = receiver.events()
     with receiver.lock:
@@ -250,7 +235,7 @@ def test_paying_redirects_to_the_success_url_and_sends_one_signed_event(client, 
     assert ">Pay</button>" in page.text
     assert f'href="{CANCEL_URL}"' in page.text
 
-    answer = submit(session.url)
+    answer = submit_form(session.url)
     assert answer.status_code == 303
     assert answer.headers["Location"] == f"{APP}/subscribe/done?session_id={session.id}"
 
@@ -295,7 +280,7 @@ def test_paying_redirects_to_the_success_url_and_sends_one_signed_event(client, 
 
 
 def test_the_signature_is_refused_with_another_secret_or_too_late(client, receiver):
-    submit(checkout(client).url)
+    submit_form(checkout(client).url)
     [webhook] = receiver.received
     header = webhook.headers["Stripe-Signature"]
     with pytest.raises(stripe.SignatureVerificationError):
@@ -309,7 +294,7 @@ def test_the_signature_is_refused_with_another_secret_or_too_late(client, receiv
 
 def test_paying_twice_sends_no_second_event(client, receiver):
     session = checkout(client)
-    first = submit(session.url)
+    first = submit_form(session.url)
     again = requests.post(session.url, data={}, allow_redirects=False, timeout=5)
     assert again.status_code == 303
     assert again.headers["Location"] == first.headers["Location"]
@@ -326,7 +311,7 @@ def test_without_an_email_the_page_asks_for_one(client, receiver):
     assert "is not an email address" in refused.text
     assert receiver.received == []
 
-    submit(session.url, email="grace@example.org")
+    submit_form(session.url, email="grace@example.org")
     [event] = receiver.events()
     customer = client.v1.customers.retrieve(event.data.object.customer)
     assert customer.email == "grace@example.org"
@@ -360,7 +345,7 @@ def test_the_portal_cancels_and_sends_updated_then_deleted(client, server, recei
     assert 'action="/stripe/dev/invoice-payment-failed"' in page
     assert "Simulate a failed payment" in page
 
-    answer = submit(portal.url)
+    answer = submit_form(portal.url)
     assert answer.status_code == 303
     assert answer.headers["Location"] == RETURN_URL
 
@@ -467,7 +452,7 @@ def test_a_retried_create_with_the_same_idempotency_key_is_one_session(client):
 def test_a_failing_webhook_endpoint_still_lets_the_user_pay(client, server, receiver):
     receiver.status = 500
     session = checkout(client)
-    answer = submit(session.url)
+    answer = submit_form(session.url)
     assert answer.status_code == 303
     assert answer.headers["Location"].endswith(session.id)
     assert len(receiver.received) == 3  # three attempts, each signed
@@ -487,7 +472,7 @@ def test_an_unreachable_application_still_lets_the_user_pay(tmp_path, monkeypatc
     try:
         client = stripe.StripeClient(API_KEY, base_addresses={"api": server.url})
         session = checkout(client)
-        answer = submit(session.url)
+        answer = submit_form(session.url)
         assert answer.status_code == 303
         assert answer.headers["Location"].endswith(session.id)
         [sent] = events_json(server)
