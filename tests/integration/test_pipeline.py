@@ -328,3 +328,17 @@ def test_the_sweep_runs_jobs_whose_request_was_lost(pipeline_values, pipeline, u
     for job in (never_published, abandoned):
         assert finished(pipeline, job.job_id, timeout=60).job_status == "COMPLETED"
     assert len(results(pipeline)) == 4
+
+
+def test_a_failed_payment_is_emailed(pipeline, user, daemons):
+    from gas.messages import message
+
+    UserStore(pipeline).note_payment_failed(user.user_id, "evt_1", "Your last payment failed.")
+    Bus(pipeline).publish(pipeline.job_results_topic,
+                          message("payment_failed", user_id=user.user_id))  # fmt: skip
+    daemons.start("util.notify")
+    wait_until(lambda: sent(pipeline), what="the email")
+    (email,) = sent(pipeline)
+    assert email.to == ["ada@example.org"]
+    assert email.subject == "GAS: your subscription payment failed"
+    assert "Your last payment failed." in email.body and "/profile" in email.body
