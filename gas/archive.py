@@ -46,15 +46,16 @@ class Restore:
 class Backend(Protocol):
     def archive(self, job: Job) -> dict[str, str]:
         """Copy the job's results to cold storage and verify the copy; returns the job
-        fields that say where it is."""
+        fields that say where this copy is (each call makes a copy of its own)."""
         ...
 
     def request_restore(self, job: Job) -> Restore:
         """Ask for the cold copy back: Expedited, else Standard. Repeating is fine."""
         ...
 
-    def restored(self, job: Job) -> bool:
-        """Whether the requested restore has finished."""
+    def restore_status(self, job: Job) -> str:
+        """DONE, IN_PROGRESS, or GONE: no retrieval to wait for (never requested, failed,
+        or expired): request it again."""
         ...
 
     def thaw(self, job: Job) -> None:
@@ -62,8 +63,11 @@ class Backend(Protocol):
         ...
 
     def delete(self, job: Job, reference: dict[str, str] | None = None) -> None:
-        """Remove the cold copy (the job's, or `reference`'s); gone already is fine."""
+        """Remove the cold copy the job records (or `reference`); gone already is fine."""
         ...
+
+
+DONE, IN_PROGRESS, GONE = "done", "in progress", "gone"
 
 
 def backend(settings: Settings) -> Backend:
@@ -91,72 +95,89 @@ def _check(what: str, size: int | None, sha256: str | None, job: Job) -> None:
 
 
 class StorageClassBackend:
+    """Cold copies in the (versioned) archive bucket, each addressed by key and version: two
+    runs archiving one job make two versions, and each deletes only its own."""
+
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.s3 = aws.client(settings, "s3")
         self.files = Files(settings)
+        self.bucket = settings.archive_bucket
 
-    def _key(self, job: Job, reference: dict[str, str] | None = None) -> str:
-        key = (reference or {}).get("archive_key") or job.archive_key or job.s3_key_result_file
-        assert key, f"job {job.job_id} has no results key"
-        return key
-
-    def _verify(self, bucket: str, key: str, job: Job) -> None:
-        size, sha256 = self.files.checksum(bucket, key) or (None, None)
-        _check(f"s3://{bucket}/{key}", size, sha256, job)
+    @staticmethod
+    def _where(job: Job, reference: dict[str, str] | None = None) -> dict[str, str]:
+        ref = reference or {"archive_key": job.archive_key or "",
+                            "archive_version": job.archive_version or ""}  # fmt: skip
+        if not ref["archive_key"] or not ref["archive_version"]:
+            raise ValueError(f"job {job.job_id} records no cold copy")
+        return {"Key": ref["archive_key"], "VersionId": ref["archive_version"]}
 
     def archive(self, job: Job) -> dict[str, str]:
-        key = self._key(job)
-        self.s3.copy_object(
-            Bucket=self.settings.archive_bucket,
+        key = job.s3_key_result_file or ""
+        copied = self.s3.copy_object(
+            Bucket=self.bucket,
             Key=key,
-            CopySource={"Bucket": job.s3_results_bucket, "Key": job.s3_key_result_file},
+            CopySource={"Bucket": job.s3_results_bucket, "Key": key},
             StorageClass=self.settings.archive_storage_class,
             ChecksumAlgorithm="SHA256",
         )
-        self._verify(self.settings.archive_bucket, key, job)
-        return {"archive_key": key}
+        reference = {"archive_key": key, "archive_version": copied["VersionId"]}
+        head = self.s3.head_object(Bucket=self.bucket, ChecksumMode="ENABLED",
+                                   **self._where(job, reference))  # fmt: skip
+        try:
+            _check(f"s3://{self.bucket}/{key}", head["ContentLength"],
+                   head.get("ChecksumSHA256"), job)  # fmt: skip
+        except VerificationError:
+            self.delete(job, reference)
+            raise
+        return reference
 
     def request_restore(self, job: Job) -> Restore:
         # DEEP_ARCHIVE has no Expedited tier; GLACIER's Expedited may be out of capacity.
-        tiers = ["Standard"] if self.settings.archive_storage_class == "DEEP_ARCHIVE" else [
-            "Expedited", "Standard"
-        ]  # fmt: skip
+        deep = self.settings.archive_storage_class == "DEEP_ARCHIVE"
+        tiers = ["Standard"] if deep else ["Expedited", "Standard"]
         for tier in tiers:
             try:
                 self.s3.restore_object(
-                    Bucket=self.settings.archive_bucket,
-                    Key=self._key(job),
+                    Bucket=self.bucket,
                     RestoreRequest={"Days": RESTORE_DAYS, "GlacierJobParameters": {"Tier": tier}},
+                    **self._where(job),
                 )
                 return Restore(tier)
             except self.s3.exceptions.ClientError as exc:
                 code = aws.error_code(exc)
                 if code == "RestoreAlreadyInProgress":
-                    return Restore(job.restore_tier or tier)
-                if code == "GlacierExpeditedRetrievalNotAvailable" and tier == "Expedited":
-                    log.info("Expedited retrieval refused for capacity; asking for Standard")
-                    continue
-                raise
-        raise AssertionError("unreachable: Standard either succeeds or raises")
+                    # Which tier the earlier request got is not told: promise the slower.
+                    return Restore(job.restore_tier or "Standard")
+                if code != "GlacierExpeditedRetrievalNotAvailable" or tier == tiers[-1]:
+                    raise
+                log.info("Expedited retrieval refused for capacity; asking for Standard")
+        raise AssertionError("unreachable: the last tier returns or raises")
 
-    def restored(self, job: Job) -> bool:
-        head = self.s3.head_object(Bucket=self.settings.archive_bucket, Key=self._key(job))
-        return 'ongoing-request="false"' in head.get("Restore", "")
+    def restore_status(self, job: Job) -> str:
+        head = self.s3.head_object(Bucket=self.bucket, **self._where(job))
+        restore = head.get("Restore", "")
+        if 'ongoing-request="true"' in restore:
+            return IN_PROGRESS
+        # Restored, or (no header) never requested or expired after RESTORE_DAYS.
+        return DONE if 'ongoing-request="false"' in restore else GONE
 
     def thaw(self, job: Job) -> None:
-        key = self._key(job)
+        where = self._where(job)
         self.s3.copy_object(
             Bucket=self.settings.results_bucket,
             Key=job.s3_key_result_file,
-            CopySource={"Bucket": self.settings.archive_bucket, "Key": key},
+            CopySource={"Bucket": self.bucket, **where},
             StorageClass="STANDARD",
             ChecksumAlgorithm="SHA256",
         )
-        self._verify(self.settings.results_bucket, job.s3_key_result_file or key, job)
+        restored = self.files.checksum(self.settings.results_bucket, job.s3_key_result_file or "")
+        size, sha256 = restored or (None, None)
+        _check("the restored results", size, sha256, job)
 
     def delete(self, job: Job, reference: dict[str, str] | None = None) -> None:
-        self.s3.delete_object(Bucket=self.settings.archive_bucket, Key=self._key(job, reference))
+        # Deleting a version is permanent (no delete marker), and deleting it twice is fine.
+        self.s3.delete_object(Bucket=self.bucket, **self._where(job, reference))
 
 
 class GlacierVaultBackend:
@@ -181,9 +202,8 @@ class GlacierVaultBackend:
         return {"results_file_archive_id": uploaded["archiveId"]}
 
     def request_restore(self, job: Job) -> Restore:
-        if job.restore_job_id:  # already requested: keep following that retrieval
-            return Restore(job.restore_tier or "Standard", job.restore_job_id)
-        for tier in ("Expedited", "Standard"):
+        tiers = ["Expedited", "Standard"]
+        for tier in tiers:
             try:
                 started = self.glacier.initiate_job(
                     vaultName=self.vault,
@@ -195,14 +215,23 @@ class GlacierVaultBackend:
                 )
                 return Restore(tier, started["jobId"])
             except self.glacier.exceptions.InsufficientCapacityException:
+                if tier == tiers[-1]:
+                    raise
                 log.info("Expedited retrieval refused for capacity; asking for Standard")
-        raise AssertionError("unreachable: Standard either succeeds or raises")
+        raise AssertionError("unreachable: the last tier returns or raises")
 
-    def restored(self, job: Job) -> bool:
-        described = self.glacier.describe_job(vaultName=self.vault, jobId=job.restore_job_id)
-        if described["StatusCode"] == "Failed":
-            raise RuntimeError(f"vault retrieval {job.restore_job_id} failed: {described}")
-        return described["StatusCode"] == "Succeeded"
+    def restore_status(self, job: Job) -> str:
+        if not job.restore_job_id:
+            return GONE
+        try:
+            described = self.glacier.describe_job(vaultName=self.vault, jobId=job.restore_job_id)
+        except self.glacier.exceptions.ResourceNotFoundException:
+            return GONE  # retrieval output expires about a day after it is ready
+        status = described["StatusCode"]
+        if status == "Failed":
+            log.warning("vault retrieval failed: %s", described.get("StatusMessage"))
+            return GONE
+        return DONE if status == "Succeeded" else IN_PROGRESS
 
     def thaw(self, job: Job) -> None:
         output = self.glacier.get_job_output(vaultName=self.vault, jobId=job.restore_job_id)

@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 stripe.enable_telemetry = False  # it would otherwise write under ~/.config
 SIGNATURE_TOLERANCE_S = 300
 ENDED = frozenset({"canceled", "unpaid", "incomplete_expired"})
+LIVE = frozenset({"active", "trialing"})
 STRIPE_PAGES = ("https://checkout.stripe.com", "https://billing.stripe.com")
 
 
@@ -96,6 +97,8 @@ class Billing:
             event.type == "customer.subscription.updated" and obj.get("status") in ENDED
         ):
             return self._downgraded(event.id, obj)
+        if event.type == "customer.subscription.updated" and obj.get("status") in LIVE:
+            return self._reactivated(event.id, obj)
         if event.type == "invoice.payment_failed":
             return self._payment_failed(event.id, obj)
         return "ignored"
@@ -117,12 +120,40 @@ class Billing:
 
     def _downgraded(self, event_id: str, subscription: Any) -> str:
         user = self._user_of(subscription)
-        if not self.users.become_free(user.user_id, event_id):
+        if event_id in user.stripe_events:
+            # A replay. If the first delivery died before scheduling, this finishes it (the
+            # same windows, from the same moment); then it is refused like any replay.
+            self._fresh_windows(user, user.downgraded_at or int(time.time()))
             raise InvalidEvent(f"event {event_id} was already processed")
-        due = int(time.time()) + self.settings.free_retention_s
+        if user.stripe_subscription_id != subscription.get("id"):
+            return "ignored: not the user's current subscription"
+        now = int(time.time())
+        if not self.users.become_free(user.user_id, event_id, subscription["id"], now):
+            raise InvalidEvent(f"event {event_id} was already processed")
+        scheduled = self._fresh_windows(user, now)
+        log.info("user downgraded to free", extra={"user_id": user.user_id,
+                                                   "results_scheduled": scheduled})  # fmt: skip
+        return "free"
+
+    def _reactivated(self, event_id: str, subscription: Any) -> str:
+        """An unpaid subscription paid up (updated back to active): premium again."""
+        user = self._user_of(subscription)
+        if user.premium:
+            return "ignored: already premium"
+        if not self.users.become_premium(
+            user.user_id, event_id, subscription.get("customer") or "", subscription["id"]
+        ):
+            raise InvalidEvent(f"event {event_id} was already processed")
+        self.bus.restore_requested(user.user_id)
+        return "premium"
+
+    def _fresh_windows(self, user: User, since: int) -> int:
+        """Every COMPLETED result of a user who became free is archived a full window after
+        `since`, and no sooner."""
+        due = since + self.settings.free_retention_s
         scheduled = 0
         cursor: str | None = None
-        while True:  # every completed result gets a fresh window, from now
+        while True:
             page = self.jobs.list_for_user(user.user_id, limit=100, cursor=cursor)
             for job in page.jobs:
                 if job.job_status == JobStatus.COMPLETED and self.jobs.schedule_archive(
@@ -131,11 +162,8 @@ class Billing:
                     self.bus.archive_requested(job.job_id, user.user_id)
                     scheduled += 1
             if not page.cursor:
-                break
+                return scheduled
             cursor = page.cursor
-        log.info("user downgraded to free", extra={"user_id": user.user_id,
-                                                   "results_scheduled": scheduled})  # fmt: skip
-        return "free"
 
     def _payment_failed(self, event_id: str, invoice: Any) -> str:
         user = self._user_of(invoice)

@@ -32,7 +32,8 @@ ARCHIVE_INDEX = "archive_due_index"
 ACTIVE_INDEX = "active_index"
 ACTIVE_STATE = "active_state"
 ARCHIVE_STATE = "archive_state"
-DUE = "due"
+DUE = "due"  # waiting for its window to end
+DROP = "drop"  # archived: the hot copy is still to be deleted
 
 
 class JobStatus(StrEnum):
@@ -70,10 +71,12 @@ class Job:
     error: str | None = None
     archive_key: str | None = None
     restore_tier: str | None = None
+    archive_version: str | None = None  # storage-class backend: the cold copy's S3 version
     results_file_archive_id: str | None = None  # glacier-vault backend
     result_size: int | None = None  # bytes of the annotated VCF, to verify copies
     result_sha256: str | None = None  # its SHA-256, base64 as S3 reports checksums
     archive_due_at: int | None = None  # a free user's results are archived after this
+    archive_state: str | None = None  # DUE or DROP while in the archive index
     restore_job_id: str | None = None  # a vault retrieval in progress
     claim_id: str | None = None  # which run holds a RUNNING job
     heartbeat_at: int | None = None  # when that run last said it was alive
@@ -82,8 +85,9 @@ class Job:
     # Where files live and who runs what is ours to know; a user sees what happened.
     INTERNAL = frozenset(
         {"s3_inputs_bucket", "s3_key_input_file", "s3_results_bucket", "s3_key_result_file",
-         "s3_key_log_file", "archive_key", "results_file_archive_id", "result_sha256",
-         "archive_due_at", "restore_job_id", "claim_id", "heartbeat_at", "notified_at"}
+         "s3_key_log_file", "archive_key", "archive_version", "results_file_archive_id",
+         "result_sha256", "archive_due_at", "archive_state", "restore_job_id", "claim_id",
+         "heartbeat_at", "notified_at"}
     )  # fmt: skip
 
     @property
@@ -317,16 +321,20 @@ class JobStore:
     # -- cold storage ---------------------------------------------------------------------
 
     def due_for_archive(self, now: int, limit: int = 100) -> list[Job]:
-        """COMPLETED jobs of free users whose window is over (the sparse archive index)."""
-        response = self.dynamodb.query(
-            TableName=self.table,
-            IndexName=ARCHIVE_INDEX,
-            KeyConditionExpression="#state = :due AND archive_due_at <= :now",
-            ExpressionAttributeNames={"#state": ARCHIVE_STATE},
-            ExpressionAttributeValues={":due": {"S": DUE}, ":now": {"N": str(now)}},
-            Limit=limit,
-        )
-        return [Job.from_item(_decode(item)) for item in response["Items"]]
+        """Free users' jobs whose window is over, and archived jobs whose hot copy is still to
+        be deleted (the sparse archive index)."""
+        found: list[Job] = []
+        for state in (DUE, DROP):
+            response = self.dynamodb.query(
+                TableName=self.table,
+                IndexName=ARCHIVE_INDEX,
+                KeyConditionExpression="#state = :state AND archive_due_at <= :now",
+                ExpressionAttributeNames={"#state": ARCHIVE_STATE},
+                ExpressionAttributeValues={":state": {"S": state}, ":now": {"N": str(now)}},
+                Limit=limit,
+            )
+            found += [Job.from_item(_decode(item)) for item in response["Items"]]
+        return found
 
     def schedule_archive(self, job_id: str, due_at: int) -> bool:
         """Give a COMPLETED job a (fresh) retention window: archived after `due_at`."""
@@ -353,51 +361,60 @@ class JobStore:
         )
 
     def archive(self, job: Job, reference: dict[str, str], users_table: str) -> bool:
-        """COMPLETED -> ARCHIVED with where the cold copy is, in one transaction with a check
-        that the user is still free: an upgrade racing the archive can never lose it."""
-        names = {"#s": "job_status", "#state": ARCHIVE_STATE, "#role": "role"}
+        """COMPLETED -> ARCHIVED with where the cold copy is, once the job's (current) window
+        is over, in one transaction with a check that the user is still free: an upgrade
+        racing the archive can never lose a result. The job stays in the archive index
+        (DROP) until its hot copy is deleted."""
+        names = {"#s": "job_status", "#state": ARCHIVE_STATE}
         values: dict[str, Any] = {
-            ":archived": _to_attr(str(JobStatus.ARCHIVED)),
-            ":completed": _to_attr(str(JobStatus.COMPLETED)),
-            ":free": {"S": "free_user"},
+            ":archived": {"S": JobStatus.ARCHIVED},
+            ":completed": {"S": JobStatus.COMPLETED},
+            ":drop": {"S": DROP},
+            ":now": {"N": str(int(time.time()))},
         }
-        sets = ["#s = :archived"]
+        sets = ["#s = :archived", "#state = :drop"]
         for i, (name, value) in enumerate(reference.items()):
             names[f"#r{i}"], values[f":r{i}"] = name, _to_attr(value)
             sets.append(f"#r{i} = :r{i}")
+        job_update = {
+            "TableName": self.table,
+            "Key": {"job_id": {"S": job.job_id}},
+            "UpdateExpression": "SET " + ", ".join(sets),
+            "ConditionExpression": "#s = :completed AND archive_due_at <= :now",
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
+        }
+        user_is_free = {
+            "TableName": users_table,
+            "Key": {"user_id": {"S": job.user_id}},
+            "ConditionExpression": "#role = :free",
+            "ExpressionAttributeNames": {"#role": "role"},
+            "ExpressionAttributeValues": {":free": {"S": "free_user"}},
+        }
         try:
             self.dynamodb.transact_write_items(
-                TransactItems=[
-                    {
-                        "Update": {
-                            "TableName": self.table,
-                            "Key": {"job_id": {"S": job.job_id}},
-                            "UpdateExpression": "SET "
-                            + ", ".join(sets)
-                            + " REMOVE archive_due_at, #state",
-                            "ConditionExpression": "#s = :completed",
-                            "ExpressionAttributeNames": {
-                                k: v for k, v in names.items() if k != "#role"
-                            },
-                            "ExpressionAttributeValues": {
-                                k: v for k, v in values.items() if k != ":free"
-                            },
-                        }
-                    },
-                    {
-                        "ConditionCheck": {
-                            "TableName": users_table,
-                            "Key": {"user_id": {"S": job.user_id}},
-                            "ConditionExpression": "#role = :free",
-                            "ExpressionAttributeNames": {"#role": "role"},
-                            "ExpressionAttributeValues": {":free": values[":free"]},
-                        }
-                    },
-                ]
+                TransactItems=[{"Update": job_update}, {"ConditionCheck": user_is_free}]
             )
         except self.dynamodb.exceptions.TransactionCanceledException:
             return False
         return True
+
+    def hot_copy_dropped(self, job_id: str) -> None:
+        """The archived job's hot copy is deleted: out of the archive index."""
+        self._update(
+            job_id,
+            UpdateExpression="REMOVE archive_due_at, #state",
+            ConditionExpression="#state = :drop",
+            ExpressionAttributeNames={"#state": ARCHIVE_STATE},
+            ExpressionAttributeValues={":drop": {"S": DROP}},
+        )
+
+    def restore_requested_again(self, job_id: str, tier: str, restore_job_id: str | None) -> bool:
+        """A RESTORING job's retrieval was requested anew (the earlier one expired or failed)."""
+        fields: dict[str, Any] = {"restore_tier": tier}
+        if restore_job_id:
+            fields["restore_job_id"] = restore_job_id
+        return self._transition(job_id, JobStatus.RESTORING, JobStatus.RESTORING, fields)
 
     def restoring(self, job_id: str, tier: str, restore_job_id: str | None) -> bool:
         """ARCHIVED -> RESTORING: a retrieval of the cold copy was requested."""
@@ -410,7 +427,10 @@ class JobStore:
         """RESTORING -> COMPLETED: the results are back in the results bucket."""
         return self._transition(
             job_id, JobStatus.RESTORING, JobStatus.COMPLETED,
-            remove=("archive_key", "results_file_archive_id", "restore_tier", "restore_job_id"),
+            remove=(
+                "archive_key", "archive_version", "results_file_archive_id", "restore_tier",
+                "restore_job_id", ARCHIVE_STATE, "archive_due_at",
+            ),
         )  # fmt: skip
 
     def fail(

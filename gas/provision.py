@@ -75,6 +75,7 @@ class Queue:
 class Plan:
     buckets: tuple[str, ...]
     upload_bucket: str  # the one browsers POST to: it gets CORS rules
+    versioned_bucket: str  # every cold copy is its own version: a copy is deleted by version
     tables: tuple[Table, ...]
     topics: tuple[str, ...]
     queues: tuple[Queue, ...]
@@ -87,6 +88,7 @@ def plan(s: Settings) -> Plan:
     return Plan(
         buckets=(s.inputs_bucket, s.results_bucket, s.archive_bucket),
         upload_bucket=s.inputs_bucket,
+        versioned_bucket=s.archive_bucket,
         tables=(
             Table(
                 s.annotations_table,
@@ -148,6 +150,7 @@ def provision(settings: Settings, report: Callable[[Change], None] = print) -> l
         note(ensure_bucket(s3, bucket, settings.aws_region))
         note(ensure_public_access_blocked(s3, bucket))
     note(ensure_upload_cors(s3, p.upload_bucket, settings.web_url))
+    note(ensure_versioning(s3, p.versioned_bucket))
 
     dynamodb = aws.client(settings, "dynamodb")
     for table in p.tables:
@@ -232,6 +235,13 @@ def ensure_upload_cors(s3: BaseClient, bucket: str, web_url: str) -> Change:
         return Change("bucket-cors", bucket, "unchanged")
     s3.put_bucket_cors(Bucket=bucket, CORSConfiguration={"CORSRules": wanted})
     return Change("bucket-cors", bucket, "updated")
+
+
+def ensure_versioning(s3: BaseClient, bucket: str) -> Change:
+    if s3.get_bucket_versioning(Bucket=bucket).get("Status") == "Enabled":
+        return Change("versioning", bucket, "unchanged")
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    return Change("versioning", bucket, "updated")
 
 
 # -- DynamoDB -----------------------------------------------------------------------------

@@ -49,6 +49,9 @@ class User:
     created_at: int = 0
     api_tokens: tuple[ApiToken, ...] = field(default_factory=tuple)
     stripe_customer_id: str | None = None
+    stripe_subscription_id: str | None = None  # the subscription that makes them premium
+    stripe_events: frozenset[str] = frozenset()  # Stripe events already applied
+    downgraded_at: int | None = None  # when they last became free again
     billing_notice: str | None = None  # e.g. a failed payment, shown on the profile
 
     @property
@@ -190,12 +193,16 @@ class UserStore:
             remove=("billing_notice",),
         )
 
-    def become_free(self, user_id: str, event_id: str) -> bool:
-        """premium -> free (subscription cancelled or unpaid); False if already applied."""
+    def become_free(self, user_id: str, event_id: str, subscription_id: str, at: int) -> bool:
+        """premium -> free because `subscription_id` ended; False if that event was applied
+        already or it is not the user's current subscription (an older one's late event)."""
         return self._apply_event(
-            user_id, event_id, sets={"#role": {"S": str(Plan.FREE)}},
+            user_id,
+            event_id,
+            sets={"#role": {"S": str(Plan.FREE)}, "downgraded_at": {"N": str(at)}},
             remove=("stripe_subscription_id",),
-        )  # fmt: skip
+            also_require=("stripe_subscription_id", subscription_id),
+        )
 
     def note_payment_failed(self, user_id: str, event_id: str, notice: str) -> bool:
         """Show `notice` on the profile; False if this event was applied already."""
@@ -216,6 +223,7 @@ class UserStore:
         event_id: str,
         sets: dict[str, dict[str, Any]],
         remove: tuple[str, ...] = (),
+        also_require: tuple[str, str] | None = None,
     ) -> bool:
         """Apply `sets`/`remove` and record `event_id`, in one conditional write: an event
         changes a user once, however often Stripe (or anyone) delivers it."""
@@ -229,14 +237,16 @@ class UserStore:
             update += " REMOVE " + ", ".join(remove)
         # `role` is a DynamoDB reserved word; names the expression does not use are refused.
         names = {"ExpressionAttributeNames": {"#role": "role"}} if "#role" in update else {}
+        condition = "attribute_exists(user_id) AND NOT contains(stripe_events, :id)"
+        if also_require:
+            condition += f" AND {also_require[0]} = :required"
+            values[":required"] = {"S": also_require[1]}
         try:
             self.dynamodb.update_item(
                 TableName=self.table,
                 Key={"user_id": {"S": user_id}},
                 UpdateExpression=update,
-                ConditionExpression=(
-                    "attribute_exists(user_id) AND NOT contains(stripe_events, :id)"
-                ),
+                ConditionExpression=condition,
                 ExpressionAttributeValues=values,
                 **names,
             )
@@ -318,5 +328,8 @@ def _user(item: dict[str, Any]) -> User:
         created_at=int(created) if isinstance(created, Decimal | int) else 0,
         api_tokens=tuple(tokens),
         stripe_customer_id=item.get("stripe_customer_id"),
+        stripe_subscription_id=item.get("stripe_subscription_id"),
+        stripe_events=frozenset(item.get("stripe_events", ())),
+        downgraded_at=int(item["downgraded_at"]) if "downgraded_at" in item else None,
         billing_notice=item.get("billing_notice"),
     )

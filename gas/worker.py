@@ -349,8 +349,11 @@ class Worker:
                 log.warning("visibility change failed: %s", exc)
                 continue
             for failure in result.get("Failed", []):
-                # A message handled (and deleted) meanwhile no longer has a valid handle.
-                log.debug("visibility change refused: %s", failure)
+                # Expected for a message handled (and deleted) meanwhile; anything else (a
+                # timeout past SQS's 12 h limit) an operator should see.
+                gone = failure.get("Code") in ("ReceiptHandleIsInvalid", "MessageNotInflight")
+                log.log(logging.DEBUG if gone else logging.WARNING,
+                        "visibility change refused: %s", failure)  # fmt: skip
 
 
 def _parse(raw: dict[str, Any]) -> Message:

@@ -1,13 +1,16 @@
 """Archive: moves a free user's results to cold storage once their window is over.
 
 For an archive message (delivered after the retention window) and, every
-GAS_ARCHIVE_SWEEP_S, for every job the sparse archive index says is due (the
-safety net for a message that was never published), `archive_job`:
-1. checks the user's CURRENT plan: premium -> take the job out of the index, done;
+GAS_ARCHIVE_SWEEP_S, for every job the sparse archive index lists (the safety net
+for a message that was lost), `archive_job`:
+1. reads the job afresh and checks the user's CURRENT plan: premium -> the job
+   leaves the index, done;
 2. not due yet -> ask again when it is (the message is re-delayed, never slept on);
-3. copies the results to cold storage and verifies the copy;
-4. records ARCHIVED, in one transaction with a check that the user is still free;
-5. only then deletes the results from the results bucket. The log stays.
+3. copies the results to cold storage and verifies the copy (each attempt makes a
+   copy of its own);
+4. records ARCHIVED in one transaction that also checks the user is still free and
+   the window is over; refused, it deletes its own copy, never the recorded one;
+5. only then deletes the hot copy, and takes the job out of the index. The log stays.
 Killed between any two steps, the next delivery (or sweep) finishes the work.
 """
 
@@ -19,14 +22,15 @@ from collections.abc import Callable
 
 from gas import archive
 from gas.files import Files
-from gas.jobs import Job, JobStatus, JobStore
+from gas.jobs import DROP, Job, JobStatus, JobStore
 from gas.log import log_context
 from gas.settings import Settings
 from gas.users import UserStore
 from gas.worker import Handler, Message, RetryLater, serve
 
 log = logging.getLogger("util.archive")
-MAX_VISIBILITY_S = 12 * 3600  # SQS's longest visibility timeout
+# SQS keeps a message invisible at most 12 h from its receipt; stay under it.
+MAX_REDELAY_S = 11 * 3600
 
 
 class Archiver:
@@ -35,10 +39,15 @@ class Archiver:
         self.jobs, self.users, self.files = JobStore(settings), UserStore(settings), Files(settings)
         self.backend = archive.backend(settings)
 
-    def archive_job(self, job: Job) -> None:
+    def archive_job(self, job_id: str) -> None:
         """Bring one job to where it should be; RetryLater if it is not due yet."""
+        job = self.jobs.get(job_id)  # afresh: a message or an index entry may be stale
+        if job is None:
+            log.warning("archive request for an unknown job; dropped")
+            return
         if job.job_status == JobStatus.ARCHIVED:
-            self._drop_hot_copy(job)  # a run killed after recording ARCHIVED left it
+            if job.archive_state == DROP:  # a run killed after recording ARCHIVED
+                self._drop_hot_copy(job)
             return
         if job.job_status != JobStatus.COMPLETED or job.archive_due_at is None:
             return  # not (or no longer) waiting for an archive
@@ -49,31 +58,39 @@ class Archiver:
             return
         wait = job.archive_due_at - int(time.time())
         if wait > 0:
-            raise RetryLater(min(wait, MAX_VISIBILITY_S), "retention window not over yet")
+            raise RetryLater(min(wait, MAX_REDELAY_S), "retention window not over yet")
         reference = self.backend.archive(job)
         if self.jobs.archive(job, reference, self.settings.users_table):
             log.info("results archived", extra=reference)
             self._drop_hot_copy(job)
             return
-        # Refused: the user upgraded meanwhile, or another run archived it first.
-        current = self.jobs.get(job.job_id)
-        if current is None or current.job_status != JobStatus.ARCHIVED:
-            self.backend.delete(job, reference)  # our cold copy is not needed
-            self.jobs.unschedule_archive(job.job_id)
-            log.info("archive refused (the user upgraded); results stay")
-        elif any(getattr(current, k) != v for k, v in reference.items()):
-            self.backend.delete(job, reference)  # another run's copy is the one recorded
+        # Refused: the user upgraded, the window moved, or another run archived it first.
+        self.discard_unrecorded(job.job_id, reference)
+
+    def discard_unrecorded(self, job_id: str, reference: dict[str, str]) -> None:
+        """Delete a cold copy this run made but could not record, unless the job's record
+        points at it after all: a store that names copies by content (the emulator's
+        vault does) gives two runs one name, and the recorded copy is never deleted."""
+        current = self.jobs.get(job_id)
+        if current is None:
+            return
+        if {name: getattr(current, name, None) for name in reference} == reference:
+            log.info("archive refused; our copy is the recorded one, kept")
+            return
+        self.backend.delete(current, reference)
+        log.info("archive refused; our cold copy removed")
 
     def _drop_hot_copy(self, job: Job) -> None:
         if job.s3_results_bucket and job.s3_key_result_file:
             self.files.delete(job.s3_results_bucket, job.s3_key_result_file)
+        self.jobs.hot_copy_dropped(job.job_id)
 
     def sweep(self) -> None:
-        """Archive every job the index says is due (the messages' safety net)."""
+        """Everything the archive index lists as due (the messages' safety net)."""
         for job in self.jobs.due_for_archive(int(time.time())):
             with log_context(job_id=job.job_id, user_id=job.user_id):
                 try:
-                    self.archive_job(job)
+                    self.archive_job(job.job_id)
                 except RetryLater:
                     pass
                 except Exception:
@@ -84,11 +101,7 @@ def make_handler(settings: Settings) -> Handler:
     archiver = Archiver(settings)
 
     def handle(message: Message) -> None:
-        job = archiver.jobs.get(str(message.body.get("job_id")))
-        if job is None:
-            log.warning("archive message for an unknown job; dropped")
-            return
-        archiver.archive_job(job)
+        archiver.archive_job(str(message.body.get("job_id")))
 
     return handle
 

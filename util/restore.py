@@ -36,7 +36,10 @@ def make_handler(settings: Settings) -> Handler:
         cursor: str | None = None
         while True:
             page = jobs.list_for_user(user_id, limit=100, cursor=cursor)
-            for job in page.jobs:
+            for listed in page.jobs:
+                # The index is eventually consistent: a job archived a moment ago may still
+                # be listed COMPLETED. Read each one afresh.
+                job = jobs.get(listed.job_id) or listed
                 with log_context(job_id=job.job_id):
                     if job.job_status == JobStatus.ARCHIVED:
                         restore = backend.request_restore(job)

@@ -1,22 +1,26 @@
 """Thaw: puts a restored result back where the user downloads it.
 
 For a thaw message `{job_id, attempt}`: while the retrieval is in progress, asks
-again later with a growing delay (2 s, 4 s, ... capped at SQS's 15 minutes), as
-a fresh message, so a Standard retrieval of hours never exhausts the queue's
-receive count; no busy loop. Once it is done: copy the results back to the
-results bucket and verify them, delete the cold copy, record COMPLETED. Each
-step is safe to repeat, so a kill between any two is finished by the next message.
+again later with a growing delay (2 s, 4 s, ... capped at SQS's 15 minutes), as a
+fresh message, so a Standard retrieval of hours never exhausts the queue's receive
+count; no busy loop. A retrieval that expired or failed is requested again. Once
+it is done: copy the results back and verify them, delete the cold copy, record
+COMPLETED; if the user is free again by then, the result gets a fresh retention
+window. Each step is safe to repeat, so a kill between any two is finished by
+the next message.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 
 from gas import archive
 from gas.files import Files
 from gas.jobs import Job, JobStatus, JobStore
 from gas.messages import Bus
 from gas.settings import Settings
+from gas.users import UserStore
 from gas.worker import Handler, Message, serve
 
 log = logging.getLogger("util.thaw")
@@ -28,7 +32,12 @@ def next_delay(attempt: int) -> int:
 
 
 def make_handler(settings: Settings) -> Handler:
-    jobs, files, bus = JobStore(settings), Files(settings), Bus(settings)
+    jobs, users, files, bus = (
+        JobStore(settings),
+        UserStore(settings),
+        Files(settings),
+        Bus(settings),
+    )
     backend = archive.backend(settings)
 
     def results_back(job: Job) -> bool:
@@ -36,20 +45,33 @@ def make_handler(settings: Settings) -> Handler:
         return archive.holds_results(files, settings.results_bucket,
                                      job.s3_key_result_file or "", job)  # fmt: skip
 
+    def check_later(job: Job, message: Message) -> None:
+        attempt = int(message.body.get("attempt", 0)) + 1
+        bus.thaw_later(job.job_id, job.user_id, attempt, next_delay(attempt))
+
     def handle(message: Message) -> None:
         job = jobs.get(str(message.body.get("job_id")))
         if job is None or job.job_status != JobStatus.RESTORING:
             return  # thawed already, or never restoring
         if not results_back(job):
-            if not backend.restored(job):
-                attempt = int(message.body.get("attempt", 0)) + 1
-                bus.thaw_later(job.job_id, job.user_id, attempt, next_delay(attempt))
-                log.info("restore still in progress", extra={"attempt": attempt})
+            status = backend.restore_status(job)
+            if status == archive.GONE:
+                restore = backend.request_restore(job)
+                jobs.restore_requested_again(job.job_id, restore.tier, restore.restore_job_id)
+                log.warning("retrieval expired or failed; requested again",
+                            extra={"tier": restore.tier})  # fmt: skip
+            if status != archive.DONE:
+                check_later(job, message)
                 return
             backend.thaw(job)
         backend.delete(job)
-        if jobs.thawed(job.job_id):
-            log.info("results restored", extra={"tier": job.restore_tier})
+        if not jobs.thawed(job.job_id):
+            return
+        log.info("results restored", extra={"tier": job.restore_tier})
+        user = users.get(job.user_id)
+        if user is not None and not user.premium:  # downgraded while it was restoring
+            jobs.schedule_archive(job.job_id, int(time.time()) + settings.free_retention_s)
+            bus.archive_requested(job.job_id, job.user_id)
 
     return handle
 

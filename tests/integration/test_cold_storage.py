@@ -135,7 +135,16 @@ def test_the_sweep_archives_a_job_whose_message_was_lost(cold, daemons):
     user = new_user(cold)
     job = finished(cold, submit(cold, user).job_id)
     sqs = aws.client(cold, "sqs")
-    sqs.purge_queue(QueueUrl=sqs.get_queue_url(QueueName=cold.archive_queue)["QueueUrl"])
+    url = sqs.get_queue_url(QueueName=cold.archive_queue)["QueueUrl"]
+    time.sleep(cold.free_retention_s + 1)  # the message's delay is over: the purge takes it
+
+    def archive_queue_empty() -> bool:
+        sqs.purge_queue(QueueUrl=url)
+        attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+        return all(attrs[f"ApproximateNumberOfMessages{kind}"] == "0"
+                   for kind in ("", "Delayed", "NotVisible"))  # fmt: skip
+
+    wait_until(archive_queue_empty, what="the archive message lost")
     daemons.start("util.archive")
     status_of(cold, job.job_id, "ARCHIVED", timeout=30)
     assert any(e.get("task") == "sweep" and e["msg"] == "results archived"
@@ -150,11 +159,60 @@ def test_an_archive_killed_before_deleting_the_hot_copy_is_finished(cold, daemon
     time.sleep(cold.free_retention_s)
     reference = cold_storage(cold).archive(job)
     assert JobStore(cold).archive(job, reference, cold.users_table)
-    assert hot_object(cold, job)  # killed here
-    Bus(cold).archive_requested(job.job_id, user.user_id)
-    daemons.start("util.archive")
+    assert hot_object(cold, job)  # killed here (the archive message is long gone)
+    daemons.start("util.archive")  # the sweep finds it: still in the index until dropped
     wait_until(lambda: hot_object(cold, job) is None, timeout=20, what="the hot copy deleted")
     assert JobStore(cold).get(job.job_id).job_status == "ARCHIVED"
+
+
+def test_an_archive_run_beaten_by_another_deletes_only_its_own_copy(cold, daemons):
+    from util.archive import Archiver
+
+    daemons.start("ann.annotator")
+    user = new_user(cold)
+    job = finished(cold, submit(cold, user).job_id)
+    original = hot_object(cold, job)
+    time.sleep(cold.free_retention_s)
+    backend, jobs = cold_storage(cold), JobStore(cold)
+    late = backend.archive(job)  # run B copies first, then stalls
+    Archiver(cold).archive_job(job.job_id)  # run A archives completely
+    assert not jobs.archive(job, late, cold.users_table)  # B's record is refused...
+    Archiver(cold).discard_unrecorded(job.job_id, late)  # ...and B cleans up as archive_job does
+    UserStore(cold).become_premium(user.user_id, "evt_upgrade", "cus_1", "sub_1")
+    for name in ("util.restore", "util.thaw"):
+        daemons.start(name)
+    Bus(cold).restore_requested(user.user_id)
+    restored = status_of(cold, job.job_id, "COMPLETED", timeout=60)
+    assert hot_object(cold, restored) == original  # the recorded copy survived
+
+
+def test_no_archive_before_the_current_window_ends(cold, daemons):
+    daemons.start("ann.annotator")
+    user = new_user(cold)
+    job = finished(cold, submit(cold, user).job_id)
+    jobs = JobStore(cold)
+    jobs.schedule_archive(job.job_id, int(time.time()) + 3600)  # a downgrade moved it
+    reference = cold_storage(cold).archive(jobs.get(job.job_id))
+    assert not jobs.archive(jobs.get(job.job_id), reference, cold.users_table)
+    assert jobs.get(job.job_id).job_status == "COMPLETED"
+
+
+def test_an_expired_retrieval_is_requested_again_and_a_free_users_result_rearchived(cold, daemons):
+    for name in ("ann.annotator", "util.archive"):
+        daemons.start(name)
+    user = new_user(cold)
+    job = finished(cold, submit(cold, user).job_id)
+    original = hot_object(cold, job)
+    archived = status_of(cold, job.job_id, "ARCHIVED")
+    jobs = JobStore(cold)
+    # RESTORING with no retrieval behind it: it expired (or was never made).
+    assert jobs.restoring(archived.job_id, "Expedited", None)
+    daemons.start("util.thaw")
+    Bus(cold).thaw_later(job.job_id, user.user_id, attempt=0, delay_s=0)
+    restored = status_of(cold, job.job_id, "COMPLETED", timeout=60)
+    assert hot_object(cold, restored) == original
+    assert restored.archive_due_at is not None  # the user is free: a fresh window
+    status_of(cold, job.job_id, "ARCHIVED", timeout=30)
 
 
 def test_a_thaw_killed_after_copying_back_is_finished(cold, daemons):
@@ -171,7 +229,7 @@ def test_a_thaw_killed_after_copying_back_is_finished(cold, daemons):
     jobs = JobStore(cold)
     assert jobs.restoring(job.job_id, restore.tier, restore.restore_job_id)
     restoring = jobs.get(job.job_id)
-    wait_until(lambda: backend.restored(restoring), timeout=30, what="the restore")
+    wait_until(lambda: backend.restore_status(restoring) == "done", timeout=30, what="the restore")
     backend.thaw(restoring)  # killed right after this
     Bus(cold).thaw_later(job.job_id, user.user_id, attempt=0, delay_s=0)
     daemons.start("util.thaw")

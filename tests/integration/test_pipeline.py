@@ -52,6 +52,8 @@ class Daemons:
 
     def start(self, module: str, name: str | None = None) -> subprocess.Popen:
         name = name or module
+        # A second process under one name would escape stop_all and outlive the test.
+        assert name not in self.procs, f"a daemon named {name} is already running"
         log = (self.tmp_path / f"{name}.log").open("a")
         # A group of its own, as under honcho or systemd: a stop signal goes to the group.
         proc = subprocess.Popen(

@@ -50,6 +50,20 @@ def queued(settings, queue: str, wait: int = 1) -> list[dict]:
     return [json.loads(m["Body"]) for m in got.get("Messages", [])]
 
 
+def completed_job(jobs: JobStore, user_id: str) -> Job:
+    """A premium user's COMPLETED job (no archive scheduled)."""
+    job = Job(
+        job_id=str(uuid.uuid4()), user_id=user_id, input_file_name="a.vcf",
+        s3_inputs_bucket="b", s3_key_input_file="k", submit_time=int(time.time()),
+    )  # fmt: skip
+    jobs.create(job)
+    jobs.claim(job.job_id, "run", 60)
+    jobs.complete(job.job_id, "run", results_bucket="r", result_key="k", log_key="l",
+                  variant_count=1, summary={}, result_size=1, result_sha256="x",
+                  archive_due_at=None)  # fmt: skip
+    return job
+
+
 def checkout_completed(user_id: str, event_id: str | None = None) -> dict:
     return event("checkout.session.completed", {
         "id": "cs_test_1", "object": "checkout.session", "client_reference_id": user_id,
@@ -89,7 +103,7 @@ def test_bad_webhooks_are_refused_and_change_nothing(attack, login, post_event, 
         )  # fmt: skip
     else:  # the genuine event, delivered again after a downgrade
         assert post_event(body).status_code == 200
-        UserStore(web_settings).become_free(ada.user.user_id, "evt_downgrade")
+        UserStore(web_settings).become_free(ada.user.user_id, "evt_down", "sub_1", 0)
         response = post_event(body)
     assert response.status_code == 400 and response.json["error"]
     assert not UserStore(web_settings).get(ada.user.user_id).premium
@@ -101,19 +115,7 @@ def test_a_cancelled_subscription_makes_the_user_free_with_a_fresh_window(
     ada = login()
     post_event(checkout_completed(ada.user.user_id))
     jobs = JobStore(web_settings)
-    job = Job(
-        job_id=str(uuid.uuid4()),
-        user_id=ada.user.user_id,
-        input_file_name="a.vcf",
-        s3_inputs_bucket="b",
-        s3_key_input_file="k",
-        submit_time=int(time.time()),
-    )
-    jobs.create(job)
-    jobs.claim(job.job_id, "run", 60)
-    jobs.complete(job.job_id, "run", results_bucket="r", result_key="k", log_key="l",
-                  variant_count=1, summary={}, result_size=1, result_sha256="x",
-                  archive_due_at=None)  # fmt: skip
+    job = completed_job(jobs, ada.user.user_id)
     queued(web_settings, web_settings.restore_queue)  # drain
     cancelled = event("customer.subscription.deleted", {
         "id": "sub_1", "object": "subscription", "customer": "cus_1", "status": "canceled",
@@ -171,3 +173,52 @@ def test_subscribe_goes_to_stripe_checkout(login, monkeypatch, web_settings):
     assert created["client_reference_id"] == ada.user.user_id
     assert created["line_items"] == [{"price": web_settings.stripe_price_id, "quantity": 1}]
     assert created["success_url"].endswith("/subscribe/success?session_id={CHECKOUT_SESSION_ID}")
+
+
+def subscription_event(kind: str, user_id: str, sub: str, status: str, event_id=None) -> dict:
+    return event(kind, {"id": sub, "object": "subscription", "customer": "cus_1",
+                        "status": status, "metadata": {"user_id": user_id}}, event_id)  # fmt: skip
+
+
+def test_a_late_event_about_an_older_subscription_changes_nothing(login, post_event,
+                                                                 web_settings):  # fmt: skip
+    ada = login()
+    UserStore(web_settings).become_premium(ada.user.user_id, "evt_a", "cus_1", "sub_new")
+    old = subscription_event("customer.subscription.deleted", ada.user.user_id, "sub_old",
+                             "canceled")  # fmt: skip
+    response = post_event(old)
+    assert response.status_code == 200 and "not the user's current" in response.json["outcome"]
+    assert UserStore(web_settings).get(ada.user.user_id).premium
+
+
+def test_a_replayed_downgrade_finishes_scheduling_a_crash_interrupted(login, post_event,
+                                                                      web_settings):  # fmt: skip
+    ada = login()
+    users, jobs = UserStore(web_settings), JobStore(web_settings)
+    users.become_premium(ada.user.user_id, "evt_a", "cus_1", "sub_1")
+    job = completed_job(jobs, ada.user.user_id)
+    at = int(time.time()) - 100
+    # The first delivery recorded the downgrade, then died before scheduling anything.
+    assert users.become_free(ada.user.user_id, "evt_cancel", "sub_1", at)
+    assert jobs.get(job.job_id).archive_due_at is None
+    replay = subscription_event("customer.subscription.deleted", ada.user.user_id, "sub_1",
+                                "canceled", "evt_cancel")  # fmt: skip
+    assert post_event(replay).status_code == 400
+    assert jobs.get(job.job_id).archive_due_at == at + web_settings.free_retention_s
+
+
+def test_an_unpaid_subscription_paid_up_makes_the_user_premium_again(login, post_event,
+                                                                    web_settings):  # fmt: skip
+    ada = login()
+    post_event(checkout_completed(ada.user.user_id))
+    unpaid = subscription_event("customer.subscription.updated", ada.user.user_id, "sub_1",
+                                "unpaid")  # fmt: skip
+    assert post_event(unpaid).json["outcome"] == "free"
+    queued(web_settings, web_settings.restore_queue)  # drain the first restore
+    paid = subscription_event("customer.subscription.updated", ada.user.user_id, "sub_1",
+                              "active")  # fmt: skip
+    assert post_event(paid).json["outcome"] == "premium"
+    assert UserStore(web_settings).get(ada.user.user_id).premium
+    assert queued(web_settings, web_settings.restore_queue) == [
+        {"v": 1, "type": "restore", "user_id": ada.user.user_id}
+    ]
