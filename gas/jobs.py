@@ -423,14 +423,17 @@ class JobStore:
             fields["restore_job_id"] = restore_job_id
         return self._transition(job_id, JobStatus.ARCHIVED, JobStatus.RESTORING, fields)
 
-    def thawed(self, job_id: str) -> bool:
-        """RESTORING -> COMPLETED: the results are back in the results bucket."""
+    def thawed(self, job_id: str, archive_due_at: int | None = None) -> bool:
+        """RESTORING -> COMPLETED: the results are back in the results bucket. For a user who
+        is free again by now, `archive_due_at` gives the result a fresh window in the same
+        write (no moment, and no crash, leaves it COMPLETED and never archived)."""
+        fields: dict[str, Any] = {}
+        if archive_due_at is not None:
+            fields = {"archive_due_at": archive_due_at, ARCHIVE_STATE: DUE}
         return self._transition(
-            job_id, JobStatus.RESTORING, JobStatus.COMPLETED,
-            remove=(
-                "archive_key", "archive_version", "results_file_archive_id", "restore_tier",
-                "restore_job_id", ARCHIVE_STATE, "archive_due_at",
-            ),
+            job_id, JobStatus.RESTORING, JobStatus.COMPLETED, fields,
+            remove=("archive_key", "archive_version", "results_file_archive_id", "restore_tier",
+                    "restore_job_id") + (() if fields else (ARCHIVE_STATE, "archive_due_at")),
         )  # fmt: skip
 
     def fail(

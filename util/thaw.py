@@ -65,13 +65,14 @@ def make_handler(settings: Settings) -> Handler:
                 return
             backend.thaw(job)
         backend.delete(job)
-        if not jobs.thawed(job.job_id):
+        user = users.get(job.user_id)
+        free_again = user is not None and not user.premium  # downgraded while restoring
+        due = int(time.time()) + settings.free_retention_s if free_again else None
+        if not jobs.thawed(job.job_id, archive_due_at=due):
             return
         log.info("results restored", extra={"tier": job.restore_tier})
-        user = users.get(job.user_id)
-        if user is not None and not user.premium:  # downgraded while it was restoring
-            jobs.schedule_archive(job.job_id, int(time.time()) + settings.free_retention_s)
-            bus.archive_requested(job.job_id, job.user_id)
+        if due is not None:
+            bus.archive_requested(job.job_id, job.user_id)  # the sweep covers a lost one
 
     return handle
 

@@ -78,6 +78,16 @@ def status_of(settings, job_id: str, wanted: str, timeout: float = 40):
                       timeout=timeout, interval=0.1, what=f"job {job_id} {wanted}")  # fmt: skip
 
 
+def archived_result(settings, daemons):
+    """A free user's result, annotated and archived by the daemons: (user, its bytes, job)."""
+    for name in ("ann.annotator", "util.archive"):
+        daemons.start(name)
+    user = new_user(settings)
+    job = finished(settings, submit(settings, user).job_id)
+    original = hot_object(settings, job)
+    return user, original, status_of(settings, job.job_id, "ARCHIVED")
+
+
 def test_free_results_are_archived_after_the_window_and_restored_on_upgrade(cold, daemons):
     for name in ("ann.annotator", "util.archive", "util.restore", "util.thaw"):
         daemons.start(name)
@@ -198,12 +208,8 @@ def test_no_archive_before_the_current_window_ends(cold, daemons):
 
 
 def test_an_expired_retrieval_is_requested_again_and_a_free_users_result_rearchived(cold, daemons):
-    for name in ("ann.annotator", "util.archive"):
-        daemons.start(name)
-    user = new_user(cold)
-    job = finished(cold, submit(cold, user).job_id)
-    original = hot_object(cold, job)
-    archived = status_of(cold, job.job_id, "ARCHIVED")
+    user, original, archived = archived_result(cold, daemons)
+    job = archived
     jobs = JobStore(cold)
     # RESTORING with no retrieval behind it: it expired (or was never made).
     assert jobs.restoring(archived.job_id, "Expedited", None)
@@ -217,12 +223,8 @@ def test_an_expired_retrieval_is_requested_again_and_a_free_users_result_rearchi
 
 def test_a_thaw_killed_after_copying_back_is_finished(cold, daemons):
     """The state a kill -9 leaves mid-thaw: results back, cold copy and RESTORING remain."""
-    for name in ("ann.annotator", "util.archive"):
-        daemons.start(name)
-    user = new_user(cold)
-    job = finished(cold, submit(cold, user).job_id)
-    original = hot_object(cold, job)
-    archived = status_of(cold, job.job_id, "ARCHIVED")
+    user, original, archived = archived_result(cold, daemons)
+    job = archived
     backend = cold_storage(cold)
     UserStore(cold).become_premium(user.user_id, "evt_upgrade", "cus_1", "sub_1")
     restore = backend.request_restore(archived)
