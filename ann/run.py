@@ -107,7 +107,7 @@ def _annotate(
     try:
         files.s3.download_file(job.s3_inputs_bucket, job.s3_key_input_file, str(input_path))
     except files.s3.exceptions.ClientError as exc:
-        if aws.error_code(exc) not in ("404", "NoSuchKey", "NotFound"):
+        if aws.error_code(exc) not in aws.NO_SUCH_OBJECT:
             raise
         return _finish_failed(jobs, bus, job, "input file not found")
 

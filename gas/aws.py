@@ -36,6 +36,9 @@ T = TypeVar("T")
 EMULATOR_ACCESS_KEY = "gas-local"
 EMULATOR_SECRET_KEY = "gas-local-secret"
 
+# What S3 answers for an object that is not there (HEAD has no body: just "404").
+NO_SUCH_OBJECT = frozenset({"404", "NoSuchKey", "NotFound"})
+
 UNREACHABLE = (
     EndpointConnectionError,
     ConnectionClosedError,

@@ -72,23 +72,21 @@ class Files:
 
     def describe(self, bucket: str, key: str) -> tuple[int, dict[str, str]] | None:
         """(size, metadata) of an object, or None if there is none."""
-        try:
-            head = self.s3.head_object(Bucket=bucket, Key=key)
-        except self.s3.exceptions.ClientError as exc:
-            if aws.error_code(exc) in ("404", "NoSuchKey", "NotFound"):
-                return None
-            raise
-        return int(head["ContentLength"]), dict(head.get("Metadata", {}))
+        head = self._head(bucket, key)
+        return (int(head["ContentLength"]), dict(head.get("Metadata", {}))) if head else None
 
     def checksum(self, bucket: str, key: str) -> tuple[int, str | None] | None:
         """(size, SHA-256 in base64) of an object as S3 records them; None if there is none."""
+        head = self._head(bucket, key, ChecksumMode="ENABLED")
+        return (int(head["ContentLength"]), head.get("ChecksumSHA256")) if head else None
+
+    def _head(self, bucket: str, key: str, **options: str) -> dict[str, Any] | None:
         try:
-            head = self.s3.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
+            return self.s3.head_object(Bucket=bucket, Key=key, **options)
         except self.s3.exceptions.ClientError as exc:
-            if aws.error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+            if aws.error_code(exc) in aws.NO_SUCH_OBJECT:
                 return None
             raise
-        return int(head["ContentLength"]), head.get("ChecksumSHA256")
 
     def read_start(self, bucket: str, key: str, size: int = SNIFF_BYTES) -> bytes:
         body = self.s3.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{size - 1}")["Body"]

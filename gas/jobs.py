@@ -352,9 +352,8 @@ class JobStore:
 
     def unschedule_archive(self, job_id: str) -> None:
         """Take a job out of the archive index (its user is premium now)."""
-        self.dynamodb.update_item(
-            TableName=self.table,
-            Key={"job_id": {"S": job_id}},
+        self._update(
+            job_id,
             UpdateExpression="REMOVE archive_due_at, #state",
             ConditionExpression="attribute_exists(job_id)",
             ExpressionAttributeNames={"#state": ARCHIVE_STATE},
@@ -475,11 +474,7 @@ class JobStore:
 
     def release_notification(self, job_id: str) -> None:
         """Give the lease back (the send failed): the message's next delivery tries again."""
-        self.dynamodb.update_item(
-            TableName=self.table,
-            Key={"job_id": {"S": job_id}},
-            UpdateExpression="REMOVE notify_lease_until",
-        )
+        self._update(job_id, UpdateExpression="REMOVE notify_lease_until")
 
     def mark_notified(self, job_id: str) -> bool:
         """Record that the user was emailed about the outcome; False if already recorded."""

@@ -380,15 +380,6 @@ def _parse(raw: dict[str, Any]) -> Message:
     )
 
 
-def log_received(_settings: Settings) -> Handler:
-    """A handler that only logs what it receives (a daemon whose work is still to come)."""
-
-    def handle(message: Message) -> None:
-        log.info("received", extra={"type": message.type, "body": message.body})
-
-    return handle
-
-
 def serve(
     process: str,
     queue: Callable[[Settings], str],
