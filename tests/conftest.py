@@ -1,4 +1,5 @@
-"""Shared fixtures: a real AWS emulator process, and settings pointing at it."""
+"""Shared fixtures: a real AWS emulator process, settings pointing at it, and the check that
+the suite leaves no process behind."""
 
 from __future__ import annotations
 
@@ -13,8 +14,11 @@ from pathlib import Path
 import pytest
 import requests
 
+from gas import aws
 from gas.provision import provision
 from gas.settings import CONFIG_DIR, Settings, read_env_file, settings_from
+from tests import processes
+from tests.processes import Process
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -25,15 +29,39 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+# A request that fails while we poll means "not ready yet", whatever the failure: refused,
+# reset, timed out, an error page, a body that is not JSON yet (requests' JSONDecodeError is
+# a RequestException), or the emulator unreachable through boto3.
+NOT_READY = (requests.RequestException, *aws.UNREACHABLE)
+
+
 def wait_until(predicate, timeout: float = 15, interval: float = 0.05, what: str = "condition"):
-    """Poll `predicate` until it returns a truthy value (returned), or fail the test."""
+    """Poll `predicate` until it returns a truthy value (returned), or fail the test.
+
+    A request error raised by `predicate` counts as "not yet" until the deadline; the last
+    one is named if the deadline passes."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
+    last_error: Exception | None = None
+    while True:
+        try:
+            value = predicate()
+        except NOT_READY as exc:
+            value, last_error = None, exc
         if value:
             return value
+        if time.monotonic() >= deadline:
+            break
         time.sleep(interval)
-    pytest.fail(f"timed out after {timeout} s waiting for {what}")
+    why = f" (last request error: {type(last_error).__name__}: {last_error})" if last_error else ""
+    pytest.fail(f"timed out after {timeout} s waiting for {what}{why}")
+
+
+def get_json(url: str, timeout: float = 5) -> dict:
+    """GET `url` and parse its JSON body; raises a RequestException for any failure, which a
+    `wait_until` predicate may let through as "not ready yet"."""
+    response = requests.get(url, timeout=timeout)
+    response.raise_for_status()
+    return response.json()
 
 
 def local_values(**overrides: str) -> dict[str, str]:
@@ -49,9 +77,9 @@ def process_env(values: Mapping[str, str]) -> dict[str, str]:
     return env
 
 
-def start_emulator(port: int) -> subprocess.Popen[bytes]:
+def start_emulator(port: int) -> Process:
     """moto in server mode as its own process; returns once it answers over HTTP."""
-    proc = subprocess.Popen(
+    proc = Process(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -59,13 +87,37 @@ def start_emulator(port: int) -> subprocess.Popen[bytes]:
     url = f"http://127.0.0.1:{port}"
 
     def answers() -> bool:
-        try:
-            return requests.get(f"{url}/moto-api/data.json", timeout=1).ok
-        except requests.ConnectionError:
-            return False
+        if proc.poll() is not None:
+            pytest.fail(f"the emulator exited with {proc.returncode}")
+        return requests.get(f"{url}/moto-api/data.json", timeout=5).ok
 
-    wait_until(answers, what=f"the emulator on {url}")
+    try:
+        wait_until(answers, timeout=60, what=f"the emulator on {url}")
+    except BaseException:
+        proc.stop()
+        raise
     return proc
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    processes.tag_the_suite()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_process_left_behind() -> Iterator[None]:
+    """Fail the run if any process the suite started outlives it (and kill it)."""
+    yield
+    # What is stopping as the last fixtures end (Chromium after Playwright) gets a moment.
+    deadline = time.monotonic() + 10
+    while processes.tagged() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    left = processes.kill_tagged(processes.RUN)
+    if left:
+        pytest.fail(
+            "processes started by the suite were still running at its end (now killed):\n"
+            + "\n".join(f"  {leftover}" for leftover in left),
+            pytrace=False,
+        )
 
 
 @pytest.fixture(scope="session")
@@ -73,8 +125,7 @@ def emulator_url() -> Iterator[str]:
     port = free_port()
     proc = start_emulator(port)
     yield f"http://127.0.0.1:{port}"
-    proc.terminate()
-    proc.wait(10)
+    proc.stop()
 
 
 @pytest.fixture

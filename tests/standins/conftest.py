@@ -20,6 +20,7 @@ import pytest
 import requests
 
 from tests.conftest import ROOT, free_port, local_values, process_env, wait_until
+from tests.processes import Process
 
 CLIENT_ID = local_values()["GAS_GLOBUS_CLIENT_ID"]
 CLIENT_SECRET = local_values()["GAS_GLOBUS_CLIENT_SECRET"]
@@ -30,7 +31,7 @@ SCOPES = "openid profile email"
 @dataclass
 class StandIns:
     url: str
-    process: subprocess.Popen[bytes]
+    process: Process
     log_path: Path
 
 
@@ -38,7 +39,7 @@ def start_standins(values: Mapping[str, str], log_path: Path) -> StandIns:
     """`python -m gas.standins` as its own process; returns once it answers over HTTP."""
     url = values["GAS_STANDINS_URL"]
     with log_path.open("wb") as log:
-        process = subprocess.Popen(
+        process = Process(
             [sys.executable, "-m", "gas.standins"],
             cwd=ROOT,
             env=process_env(values),
@@ -49,12 +50,13 @@ def start_standins(values: Mapping[str, str], log_path: Path) -> StandIns:
     def answers() -> bool:
         if process.poll() is not None:
             pytest.fail(f"the stand-ins exited with {process.returncode}: {log_path.read_text()}")
-        try:
-            return requests.get(f"{url}/.well-known/openid-configuration", timeout=1).ok
-        except requests.ConnectionError:
-            return False
+        return requests.get(f"{url}/.well-known/openid-configuration", timeout=5).ok
 
-    wait_until(answers, what=f"the stand-ins on {url}")
+    try:
+        wait_until(answers, timeout=60, what=f"the stand-ins on {url}")
+    except BaseException:
+        process.stop()
+        raise
     return StandIns(url, process, log_path)
 
 
@@ -68,8 +70,7 @@ def standins(emulator_url: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
     log_path = tmp_path_factory.mktemp("standins") / "standins.log"
     server = start_standins(standins_values(emulator_url), log_path)
     yield server
-    server.process.terminate()
-    server.process.wait(10)
+    server.process.stop()
 
 
 @pytest.fixture

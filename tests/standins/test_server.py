@@ -6,14 +6,13 @@ from __future__ import annotations
 import json
 import signal
 import socket
-import subprocess
 import sys
-import time
 
 import pytest
 import requests
 
 from gas.standins.oidc import subject_for
+from tests import processes
 from tests.conftest import ROOT, process_env
 from tests.standins.conftest import (
     CLIENT_ID,
@@ -27,19 +26,17 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_a_signal_stops_it_within_two_seconds_with_exit_0(emulator_url, tmp_path, signum):
+def test_a_signal_stops_it_with_exit_0_despite_an_idle_connection(emulator_url, tmp_path, signum):
     server = start_standins(standins_values(emulator_url), tmp_path / "standins.log")
     try:
-        # An idle keep-alive connection, as a browser leaves one, must not hold up the exit.
+        # An idle keep-alive connection, as a browser leaves one, must not hold up the exit:
+        # it would hold it for as long as the connection stays open (this whole `with`).
         with requests.Session() as browser:
             assert browser.get(f"{server.url}/", timeout=5).ok
-            started = time.monotonic()
             server.process.send_signal(signum)
-            assert server.process.wait(2) == 0
-            assert time.monotonic() - started < 2
+            assert server.process.wait(30) == 0
     finally:
-        if server.process.poll() is None:
-            server.process.kill()
+        server.process.stop()
     lines = [json.loads(line) for line in server.log_path.read_text().splitlines()]
     assert [line["msg"] for line in lines] == ["stand-ins listening", "stand-ins stopped"]
     assert all(line["process"] == "standins" for line in lines)
@@ -51,13 +48,11 @@ def test_a_taken_port_stops_it_with_one_clear_line(emulator_url):
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", port))
         squatter.listen()
-        result = subprocess.run(
+        result = processes.run(
             [sys.executable, "-m", "gas.standins"],
             cwd=ROOT,
             env=process_env(values),
-            capture_output=True,
-            text=True,
-            timeout=30,
+            timeout=60,
         )
     assert result.returncode == 1
     assert result.stderr.strip() == (
@@ -76,13 +71,11 @@ def test_a_taken_port_stops_it_with_one_clear_line(emulator_url):
     ids=["no url", "no client secret"],
 )
 def test_a_missing_setting_stops_it_naming_the_variable(emulator_url, override, named):
-    result = subprocess.run(
+    result = processes.run(
         [sys.executable, "-m", "gas.standins"],
         cwd=ROOT,
         env=process_env({**standins_values(emulator_url), **override}),
-        capture_output=True,
-        text=True,
-        timeout=30,
+        timeout=60,
     )
     assert result.returncode == 2
     assert named in result.stderr
@@ -98,8 +91,7 @@ def test_the_same_email_is_the_same_user_after_a_restart(emulator_url, tmp_path)
         try:
             subs.append(_sign_in_and_get_sub(server.url, "Ada@example.org"))
         finally:
-            server.process.terminate()
-            server.process.wait(5)
+            server.process.stop()
     assert subs == [subject_for("ada@example.org")] * 2
 
 

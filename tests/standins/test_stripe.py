@@ -101,8 +101,7 @@ def server_and_receiver(
     receiver, http = start_receiver()
     server = stripe_standins(receiver.url, tmp_path_factory.mktemp("stripe") / "standins.log")
     yield server, receiver
-    server.process.terminate()
-    server.process.wait(10)
+    server.process.stop()
     http.shutdown()
     http.server_close()
 
@@ -479,8 +478,7 @@ def test_an_unreachable_application_still_lets_the_user_pay(tmp_path, monkeypatc
         assert (sent["delivered"], sent["status_code"], sent["attempts"]) == (False, None, 3)
         assert sent["error"].startswith("ConnectionError")
     finally:
-        server.process.terminate()
-        server.process.wait(10)
+        server.process.stop()
     logged = [json.loads(line) for line in server.log_path.read_text().splitlines()]
     [warning] = [line for line in logged if line["msg"] == "webhook not delivered"]
     assert warning["url"] == f"{nowhere}/stripe/webhook" and warning["attempts"] == 3
