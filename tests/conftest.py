@@ -8,8 +8,9 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 import requests
@@ -21,6 +22,7 @@ from tests import processes
 from tests.processes import Process
 
 ROOT = Path(__file__).resolve().parent.parent
+T = TypeVar("T")
 
 
 def free_port() -> int:
@@ -85,18 +87,25 @@ def start_emulator(port: int) -> Process:
         stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
+    wait_serving(proc, lambda: requests.get(f"{url}/moto-api/data.json", timeout=5).ok,
+                 what=f"the emulator on {url}")  # fmt: skip
+    return proc
 
-    def answers() -> bool:
+
+def wait_serving(proc: Process, ready: Callable[[], T], what: str, timeout: float = 60) -> T:
+    """Poll `ready` (request errors are "not yet") while `proc` runs; returns its value. If
+    `proc` exits or the deadline passes, it is stopped with all it started and the test fails."""
+
+    def running_and_ready() -> T:
         if proc.poll() is not None:
-            pytest.fail(f"the emulator exited with {proc.returncode}")
-        return requests.get(f"{url}/moto-api/data.json", timeout=5).ok
+            pytest.fail(f"{what}: the process exited with {proc.returncode}")
+        return ready()
 
     try:
-        wait_until(answers, timeout=60, what=f"the emulator on {url}")
+        return wait_until(running_and_ready, timeout=timeout, what=what)
     except BaseException:
         proc.stop()
         raise
-    return proc
 
 
 def pytest_configure(config: pytest.Config) -> None:

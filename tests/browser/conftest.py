@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from tests.conftest import ROOT, free_port, get_json, local_values, process_env, wait_until
+from tests.conftest import ROOT, free_port, get_json, local_values, process_env, wait_serving
 from tests.processes import Process
 
 ARTIFACTS = ROOT / "tests" / "artifacts"
@@ -35,8 +35,6 @@ class Stack:
 
     def wait_ready(self) -> None:
         def ready() -> bool:
-            if self.proc.poll() is not None:
-                pytest.fail(f"the stack exited with {self.proc.returncode}: {self.log}")
             health = get_json(f"{self.url}/healthz")
             text = self.log.read_text()
             return (
@@ -45,7 +43,7 @@ class Stack:
                 and ('"worker started"' in text.split("annotator.1 ", 1)[1])
             )
 
-        wait_until(ready, timeout=90, interval=0.3, what="the stack to be ready")
+        wait_serving(self.proc, ready, timeout=90, what=f"the stack to be ready (log: {self.log})")
 
     def stop(self) -> None:
         """SIGTERM to the stack (honcho stops every process), then kill whatever is left."""
@@ -65,11 +63,7 @@ def start_stack(log_dir: Path, **overrides: str) -> Stack:
         **overrides,
     )
     running = Stack(values, log_dir / "stack.log")
-    try:
-        running.wait_ready()
-    except BaseException:
-        running.stop()
-        raise
+    running.wait_ready()
     return running
 
 

@@ -12,7 +12,15 @@ import sys
 import pytest
 
 from tests import processes
-from tests.conftest import ROOT, free_port, get_json, local_values, process_env, wait_until
+from tests.conftest import (
+    ROOT,
+    free_port,
+    get_json,
+    local_values,
+    process_env,
+    wait_serving,
+    wait_until,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -68,12 +76,10 @@ def test_make_run_starts_everything_and_sigterm_leaves_nothing_behind(stack_valu
         web = stack_values["GAS_WEB_URL"]
 
         def healthy() -> dict | None:
-            if make.poll() is not None:
-                pytest.fail(f"make run exited with {make.returncode}: {log_path.read_text()}")
             body = get_json(f"{web}/healthz")
             return body if body["aws"]["provisioned"] else None
 
-        health = wait_until(healthy, timeout=90, interval=0.3, what="/healthz with provisioning")
+        health = wait_serving(make, healthy, timeout=90, what=f"/healthz provisioned ({log_path})")
         assert health["status"] == "ok"
         assert health["aws"]["reachable"] is True
         assert health["aws"]["endpoint"] == stack_values["GAS_AWS_ENDPOINT_URL"]

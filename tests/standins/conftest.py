@@ -19,7 +19,7 @@ import globus_sdk
 import pytest
 import requests
 
-from tests.conftest import ROOT, free_port, local_values, process_env, wait_until
+from tests.conftest import ROOT, free_port, local_values, process_env, wait_serving
 from tests.processes import Process
 
 CLIENT_ID = local_values()["GAS_GLOBUS_CLIENT_ID"]
@@ -47,16 +47,11 @@ def start_standins(values: Mapping[str, str], log_path: Path) -> StandIns:
             stderr=subprocess.STDOUT,
         )
 
-    def answers() -> bool:
-        if process.poll() is not None:
-            pytest.fail(f"the stand-ins exited with {process.returncode}: {log_path.read_text()}")
-        return requests.get(f"{url}/.well-known/openid-configuration", timeout=5).ok
-
-    try:
-        wait_until(answers, timeout=60, what=f"the stand-ins on {url}")
-    except BaseException:
-        process.stop()
-        raise
+    wait_serving(
+        process,
+        lambda: requests.get(f"{url}/.well-known/openid-configuration", timeout=5).ok,
+        what=f"the stand-ins on {url} (log: {log_path})",
+    )
     return StandIns(url, process, log_path)
 
 
