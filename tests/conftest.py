@@ -4,6 +4,7 @@ the suite leaves no process behind."""
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -110,6 +111,15 @@ def wait_serving(proc: Process, ready: Callable[[], T], what: str, timeout: floa
 
 def pytest_configure(config: pytest.Config) -> None:
     processes.tag_the_suite()
+    # A run stopped with SIGTERM (a CI time limit, `kill`) tears down as Ctrl-C does, so the
+    # processes its tests started are stopped too.
+    signal.signal(signal.SIGTERM, _interrupt)
+
+
+def _interrupt(_signum: int, _frame: object) -> None:
+    # Once: a second SIGTERM (`timeout` passes its own on) must not break the teardown.
+    signal.signal(signal.SIGTERM, lambda *_: None)
+    raise KeyboardInterrupt("SIGTERM")
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -27,7 +27,10 @@ from pathlib import Path
 from typing import Any
 
 TAG = "GASTEST_TAG"
-RUN = uuid.uuid4().hex[:12]  # this pytest run
+# This pytest run; under a pytest that a tagged process started (a test of the suite itself),
+# the parent's tag comes first, so what the inner run starts is the outer run's to stop too.
+_PARENT = os.environ.get(TAG)
+RUN = (f"{_PARENT}/" if _PARENT else "") + uuid.uuid4().hex[:12]
 _PROC = Path("/proc")
 
 

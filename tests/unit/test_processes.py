@@ -3,14 +3,16 @@ slow machine does to a readiness poll."""
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import requests
 
 from tests import processes
-from tests.conftest import wait_until
+from tests.conftest import ROOT, wait_until
 from tests.processes import Process
 
 # A parent that starts a child in a session of its own (as honcho does), says so, and waits.
@@ -59,3 +61,45 @@ def test_a_poll_treats_request_errors_as_not_ready_until_its_deadline():
 
     with pytest.raises(pytest.fail.Exception, match="last request error: ReadTimeout"):
         wait_until(never, timeout=0.2, what="a server that never answers")
+
+
+# A test that starts a server-like process and then hangs, as a stuck test would.
+SLEEPER = """
+import sys, time
+from pathlib import Path
+from tests.processes import Process
+
+def test_hangs(tmp_path):
+    server = Process([sys.executable, "-c", "import time; time.sleep(600)"])
+    Path(__file__).with_suffix(".pid").write_text(str(server.pid))
+    time.sleep(600)
+"""
+
+
+def test_a_run_stopped_with_sigterm_leaves_no_process_behind(tmp_path):
+    """A CI time limit or `kill` stops pytest with SIGTERM: its teardown still runs."""
+    (tmp_path / "test_sleeper.py").write_text(SLEEPER)
+    pid_file = tmp_path / "test_sleeper.pid"
+    run = Process(
+        [sys.executable, "-m", "pytest", "-p", "tests.conftest", "-q", "-p", "no:cacheprovider",
+         str(tmp_path / "test_sleeper.py")],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        server = int(wait_until(lambda: pid_file.exists() and pid_file.read_text(), timeout=120,
+                                what="the test to start its process"))  # fmt: skip
+        run.send_signal(signal.SIGTERM)  # to pytest alone, not its group
+        output, _ = run.communicate(timeout=120)
+        assert "KeyboardInterrupt: SIGTERM" in output
+        wait_until(lambda: not running(server), timeout=10, what=f"process {server} gone")
+    finally:
+        run.kill_all()
+
+
+def running(pid: int) -> bool:
+    """Alive and not a zombie (a zombie waits only for its parent, or init, to reap it)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
