@@ -12,17 +12,22 @@ not dropped: if that run dies, this message is how the job gets taken over.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from gas.jobs import JobStatus, JobStore
 from gas.messages import Bus
 from gas.settings import Settings
+from gas.users import UserStore
 from gas.worker import Handler, Message, RetryLater, serve
 
 log = logging.getLogger("ann.annotator")
@@ -38,7 +43,7 @@ def slots(settings: Settings) -> int:
 
 
 def make_handler(settings: Settings) -> Handler:
-    jobs, bus = JobStore(settings), Bus(settings)
+    jobs, bus, users = JobStore(settings), Bus(settings), UserStore(settings)
 
     def handle(message: Message) -> None:
         job_id = message.body.get("job_id")
@@ -52,19 +57,24 @@ def make_handler(settings: Settings) -> Handler:
         log.info(
             "job claimed", extra={"claim_id": claim_id, "receive_count": message.receive_count}
         )
+        user = users.get(claimed.user_id)
+        plan = "premium" if user and user.premium else "free"
+        limit_s = settings.job_time_limit_s if plan == "premium" else settings.free_job_time_limit_s
         started = time.monotonic()
-        # A session of its own: a stop signal for the annotator's process group (honcho,
-        # systemd) must not reach the run, which the grace period lets finish. If the
-        # annotator dies, the run dies with it (run.py asks for PDEATHSIG).
-        code = subprocess.call(
-            [sys.executable, "-m", "ann.run", job_id, claim_id, str(os.getpid())],
-            start_new_session=True,
-        )
+        ended = run_job(job_id, claim_id, limit_s)
         log.info(
             "job run ended",
-            extra={"exit_code": code, "duration_ms": round((time.monotonic() - started) * 1000)},
+            extra={
+                "exit_code": ended.exit_code,
+                "duration_ms": round((time.monotonic() - started) * 1000),
+                "peak_rss_mib": ended.peak_rss_mib,
+                "timed_out": ended.timed_out,
+            },
         )
-        if code == 0:
+        if ended.timed_out and jobs.fail(job_id, time_limit(limit_s, plan), claim_id=claim_id):
+            bus.job_finished(job_id, claimed.user_id, JobStatus.FAILED)
+            return
+        if ended.exit_code == 0:
             return
         after = jobs.get(job_id)
         if after and after.job_status in (JobStatus.COMPLETED, JobStatus.FAILED):
@@ -79,9 +89,53 @@ def make_handler(settings: Settings) -> Handler:
                 bus.job_finished(job_id, claimed.user_id, JobStatus.FAILED)
             return
         jobs.release(job_id, claim_id)
-        raise RuntimeError(f"job run exited with {code}; handed back for another try")
+        raise RuntimeError(f"job run exited with {ended.exit_code}; handed back for another try")
 
     return handle
+
+
+@dataclass(frozen=True)
+class RunEnded:
+    exit_code: int
+    timed_out: bool  # stopped at its time limit
+    peak_rss_mib: int  # the run's peak resident memory
+
+
+def run_job(job_id: str, claim_id: str, time_limit_s: float) -> RunEnded:
+    """`ann/run.py` for one claimed job, stopped (with SIGKILL) if it outlives its limit."""
+    # A session of its own: a stop signal for the annotator's process group (honcho,
+    # systemd) must not reach the run, which the grace period lets finish. If the
+    # annotator dies, the run dies with it (run.py asks for PDEATHSIG).
+    run = subprocess.Popen(
+        [sys.executable, "-m", "ann.run", job_id, claim_id, str(os.getpid())],
+        start_new_session=True,
+    )
+    timed_out = threading.Event()
+
+    def stop() -> None:
+        timed_out.set()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(run.pid, signal.SIGKILL)
+
+    timer = threading.Timer(time_limit_s, stop)
+    timer.daemon = True
+    timer.start()
+    try:
+        _, status, usage = os.wait4(run.pid, 0)  # as waitpid, and the run's resource usage
+    finally:
+        timer.cancel()
+    run.returncode = os.waitstatus_to_exitcode(status)
+    return RunEnded(run.returncode, timed_out.is_set(), usage.ru_maxrss // 1024)
+
+
+def time_limit(limit_s: int, plan: str) -> str:
+    """The error of a job stopped at its time limit."""
+    hours, minutes = divmod(limit_s // 60, 60)
+    if limit_s % 60:
+        took = f"{limit_s} s"
+    else:
+        took = " ".join(f"{n} {unit}" for n, unit in ((hours, "h"), (minutes, "min")) if n)
+    return f"the annotation took longer than {took}, the most a job may run on the {plan} plan"
 
 
 def _not_claimable(jobs: JobStore, bus: Bus, job_id: str, settings: Settings) -> None:

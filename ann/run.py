@@ -17,6 +17,7 @@ import ctypes
 import logging
 import os
 import re
+import resource
 import shutil
 import signal
 import sys
@@ -27,13 +28,14 @@ from pathlib import Path
 
 from botocore.exceptions import ClientError
 
-from ann.anntools import AnnotationError, annotate_file
+from ann.anntools import AnnotationError, InputLimits, annotate_file
 from gas import aws
 from gas.files import Files
 from gas.jobs import Job, JobStatus, JobStore
 from gas.log import configure_logging, log_context
 from gas.messages import Bus
 from gas.settings import Settings, SettingsError, load_settings
+from gas.submit import human_size
 from gas.users import UserStore
 
 log = logging.getLogger("ann.run")
@@ -114,12 +116,20 @@ def _annotate(
     def progress(fraction: float) -> None:
         heartbeat.progress = max(heartbeat.progress, min(99, int(fraction * 100)))
 
+    user = UserStore(settings).get(job.user_id)
+    premium = bool(user and user.premium)
     try:
         result = annotate_file(
-            input_path, out_dir=work / "out", assembly=job.assembly, progress=progress
+            input_path,
+            out_dir=work / "out",
+            assembly=job.assembly,
+            progress=progress,
+            limits=input_limits(settings, premium),
         )
     except AnnotationError as exc:
         return _finish_failed(jobs, bus, job, str(exc))
+    except MemoryError:
+        return _finish_failed(jobs, bus, job, out_of_memory(settings))
     if heartbeat.lost.is_set():
         log.warning("another run took this job over; leaving it to that run")
         return 0
@@ -130,8 +140,7 @@ def _annotate(
     files.put_file(bucket, log_key, result.log_path)
     # A free user's results go to cold storage after the retention window; the archive
     # daemon checks the plan again when the time comes (the user may upgrade meanwhile).
-    user = UserStore(settings).get(job.user_id)
-    archive_due_at = None if user and user.premium else int(time.time()) + settings.free_retention_s
+    archive_due_at = None if premium else int(time.time()) + settings.free_retention_s
     completed = jobs.complete(
         job.job_id,
         claim,
@@ -150,6 +159,37 @@ def _annotate(
     log.info("job completed", extra={"variant_count": result.variant_count})
     bus.job_finished(job.job_id, job.user_id, JobStatus.COMPLETED)
     return 0
+
+
+def input_limits(settings: Settings, premium: bool) -> InputLimits:
+    """What one job's input may cost, by the user's plan (checked as the input is read)."""
+    if premium:
+        return InputLimits(
+            max_bytes=settings.max_uncompressed_bytes,
+            max_line_bytes=settings.max_line_bytes,
+            max_header_lines=settings.max_header_lines,
+        )
+    return InputLimits(
+        max_bytes=settings.free_max_uncompressed_bytes,
+        max_line_bytes=settings.max_line_bytes,
+        max_header_lines=settings.max_header_lines,
+        max_bytes_note=" on the free plan; premium accepts up to "
+        + human_size(settings.max_uncompressed_bytes),
+    )
+
+
+def out_of_memory(settings: Settings) -> str:
+    return (
+        f"the annotation needed more than the {settings.job_memory_limit_mib} MiB of memory "
+        "a job may use"
+    )
+
+
+def limit_memory(settings: Settings) -> None:
+    """Cap this run's address space, so a job that would take the host's memory fails
+    alone (MemoryError), leaving the annotator and other jobs untouched."""
+    limit = settings.job_memory_limit_mib * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
 def _finish_failed(jobs: JobStore, bus: Bus, job: Job, error: str) -> int:
@@ -181,6 +221,7 @@ def main(argv: list[str]) -> int:
         print(f"run: configuration error: {exc}", file=sys.stderr)
         return 2
     configure_logging("run", settings.log_level)
+    limit_memory(settings)
     try:
         return run(settings, argv[0], argv[1])
     except Exception:

@@ -51,6 +51,24 @@ class Settings:
     max_input_bytes: int = _doc(
         "largest input anyone may submit (the service maximum)", default=256 * 1024 * 1024
     )
+    free_max_uncompressed_bytes: int = _doc(
+        "largest input a free user's job may inflate to (a gzip is checked as it is read)",
+        default=64 * 1024 * 1024,
+    )
+    max_uncompressed_bytes: int = _doc(
+        "largest input any job may inflate to (premium)", default=50 * 1024**3
+    )
+    max_line_bytes: int = _doc("longest line a job's input may have", default=1024 * 1024)
+    max_header_lines: int = _doc("most header lines a job's input may have", default=100_000)
+    job_memory_limit_mib: int = _doc(
+        "address space one job's run may use (RLIMIT_AS); past it the job fails", default=2048
+    )
+    free_job_time_limit_s: int = _doc(
+        "longest a free user's job may run before it is stopped and failed", default=600
+    )
+    job_time_limit_s: int = _doc(
+        "longest any job may run before it is stopped and failed (premium)", default=86_400
+    )
     submit_rate_per_minute: int = _doc("job submissions a user may make per minute", default=30)
     download_url_ttl_s: int = _doc("lifetime of presigned download links", default=300)
     secret_key: str = _doc(
@@ -271,6 +289,19 @@ def _check(s: Settings) -> None:
             f"{env_name('free_max_input_bytes')} must be positive and at most "
             f"{env_name('max_input_bytes')}"
         )
+    if not 0 < s.free_max_uncompressed_bytes <= s.max_uncompressed_bytes:
+        raise SettingsError(
+            f"{env_name('free_max_uncompressed_bytes')} must be positive and at most "
+            f"{env_name('max_uncompressed_bytes')}"
+        )
+    if not 0 < s.free_job_time_limit_s <= s.job_time_limit_s:
+        raise SettingsError(
+            f"{env_name('free_job_time_limit_s')} must be positive and at most "
+            f"{env_name('job_time_limit_s')}"
+        )
+    for name in ("max_line_bytes", "max_header_lines", "job_memory_limit_mib"):
+        if getattr(s, name) < 1:
+            raise SettingsError(f"{env_name(name)} must be at least 1")
     if s.annotator_slots < 0 or s.shutdown_grace_s < 0:
         raise SettingsError(
             f"{env_name('annotator_slots')} and {env_name('shutdown_grace_s')} must not be negative"

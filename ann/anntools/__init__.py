@@ -10,7 +10,8 @@ Python API (used by ann/run.py)::
         assembly=None,             # "hg19" | "hg38"; None: from the header, else hg19
         data_dir=None,             # default: $ANNTOOLS_DATA, else <repo>/data/anntools
         progress=None,             # called with the fraction done, 0..1, after each chunk
-    )
+        limits=None,               # InputLimits: uncompressed size, longest line, header
+    )                              #   lines (default: any size, 16 MiB, 1,000,000)
     result.annotated_path          # out/sample.annot.vcf
     result.log_path                # out/sample.vcf.count.log
     result.variant_count           # records in the input (= in the output, same order)
@@ -19,9 +20,10 @@ Python API (used by ann/run.py)::
     result.assembly                # "hg19" | "hg38"; result.assembly_reason says why
     result.in_dbsnp, result.hits, result.unknown_contig_records, result.renamed_keys
 
-Bad input (not a VCF, truncated gzip, a record with too few columns, non-numeric POS)
-raises `AnnotationError`, whose message is one line naming the input line; so does a
-missing data bundle. Nothing is written then: outputs appear, by rename, only on success.
+Bad input (not a VCF, truncated gzip, a record with too few columns, non-numeric POS, an
+input past one of its `limits`) raises `AnnotationError`, whose message is one line naming
+the input line; so does a missing data bundle. Nothing is written then: outputs appear,
+by rename, only on success.
 
 `build_data(cache, out)` builds the data bundle (`python -m ann.anntools build-data`),
 and is a no-op when it is current. The output contract (INFO keys, REGION classes,
@@ -42,8 +44,16 @@ from ann.anntools.errors import AnnotationError
 if TYPE_CHECKING:
     from ann.anntools.annotate import AnnotationResult, annotate_file
     from ann.anntools.bundle import build_data, default_data_dir
+    from ann.anntools.vcfio import InputLimits
 
-__all__ = ["AnnotationError", "AnnotationResult", "annotate_file", "build_data", "default_data_dir"]
+__all__ = [
+    "AnnotationError",
+    "AnnotationResult",
+    "InputLimits",
+    "annotate_file",
+    "build_data",
+    "default_data_dir",
+]
 
 
 def __getattr__(name: str) -> Any:
@@ -53,6 +63,10 @@ def __getattr__(name: str) -> Any:
         from ann.anntools import annotate
 
         return getattr(annotate, name)
+    if name == "InputLimits":
+        from ann.anntools import vcfio
+
+        return vcfio.InputLimits
     if name in ("build_data", "default_data_dir"):
         from ann.anntools import bundle
 

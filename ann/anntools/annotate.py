@@ -34,6 +34,7 @@ from ann.anntools.bundle import default_data_dir
 from ann.anntools.errors import AnnotationError
 from ann.anntools.lookup import AssemblyIndex, Prepared
 from ann.anntools.vcfio import (
+    InputLimits,
     RecordChunk,
     VcfHeader,
     VcfReader,
@@ -117,6 +118,7 @@ def annotate_file(
     assembly: str | None = None,
     data_dir: str | os.PathLike[str] | None = None,
     progress: Callable[[float], None] | None = None,
+    limits: InputLimits | None = None,
 ) -> AnnotationResult:
     """Annotate a VCF; see the package docstring for the contract."""
     started = time.monotonic()
@@ -132,7 +134,7 @@ def annotate_file(
     used: set[str] = set()
     while True:
         try:
-            return _run(source, vcf_path, log_path, assembly, data, progress, used, started)
+            return _run(source, vcf_path, log_path, assembly, data, progress, used, started, limits)
         except _KeyInUse as collision:
             used.add(collision.name)
 
@@ -146,10 +148,11 @@ def _run(
     progress: Callable[[float], None] | None,
     used: set[str],
     started: float,
+    limits: InputLimits | None,
 ) -> AnnotationResult:
     tmp_vcf, tmp_log = _temporary(vcf_path), _temporary(log_path)
     try:
-        with VcfReader(source) as reader:
+        with VcfReader(source, limits=limits) as reader:
             try:
                 choice = infer_assembly(reader.header.text_lines, assembly)
             except ValueError as exc:
@@ -164,7 +167,7 @@ def _run(
             columns = reader.header.columns
 
             def work(data: bytes, first_line: int) -> tuple[bytes, _Totals]:
-                chunk = RecordChunk(data, columns, first_line)
+                chunk = RecordChunk(data, columns, first_line, reader.limits.max_line_bytes)
                 _check_undeclared_use(chunk, names)
                 return _annotate_chunk(chunk, index, prepared, len(totals.regions))
 

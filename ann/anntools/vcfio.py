@@ -7,7 +7,12 @@ Fields are exposed as Arrow binary arrays sliced from the chunk's bytes, which i
 lets the writer rebuild each line from views of the input instead of a Python loop.
 
 Gzip (including BGZF, which is many gzip members) is decompressed on a background thread:
-zlib releases the GIL, so it overlaps with the annotation of the previous chunk.
+zlib releases the GIL, so it overlaps with the annotation of the previous chunk. It is
+inflated in bounded pieces (`_INFLATE_BYTES` out at a time), so a small file that inflates
+to gigabytes costs no more memory than any other.
+
+What one input may cost is bounded by `InputLimits` (its size once decompressed, its longest
+line, its number of header lines); a breach is an `AnnotationError` naming the limit.
 """
 
 from __future__ import annotations
@@ -31,27 +36,64 @@ from ann.anntools.errors import AnnotationError
 # Small chunks keep peak memory low; per-chunk overhead is a few dozen kernel calls.
 CHUNK_BYTES = 1 << 20
 _READ_BYTES = 256 << 10
+_INFLATE_BYTES = 256 << 10  # the most one inflate step may produce
+# A chunk's parse costs memory per line as well as per byte: a megabyte of blank lines is a
+# million lines. Chunks of more lines than this are cut (records of VCFs are far longer).
+CHUNK_LINES = 1 << 15
+MiB = 1 << 20
 _FIXED_COLUMNS = ("CHROM", "POS", "ID", "REF", "ALT", "QUAL", "FILTER", "INFO")
+
+
+@dataclass(frozen=True)
+class InputLimits:
+    """What one input may cost. The defaults suit the command line; a service sets its own."""
+
+    max_bytes: int | None = None  # the input's size once decompressed; None: any
+    max_line_bytes: int = 16 * MiB  # the longest line, without its line ending
+    max_header_lines: int = 1_000_000
+    max_bytes_note: str = ""  # appended to the size error, e.g. which plan set the limit
+
+
+def human_size(size: int) -> str:
+    """1048576 -> '1 MiB'; 1536 -> '1.5 KiB'."""
+    for unit, scale in (("GiB", 1 << 30), ("MiB", MiB), ("KiB", 1 << 10)):
+        if size >= scale:
+            return f"{size / scale:.4g} {unit}"
+    return f"{size} bytes"
+
+
+def line_too_long(line: int, max_line_bytes: int) -> AnnotationError:
+    longest = human_size(max_line_bytes)
+    return AnnotationError(f"line {line}: longer than {longest}, the longest line accepted")
 
 
 class _Truncated(Exception):
     """The compressed input ended early or is corrupt (reported with a line number)."""
 
 
+class _TooLarge(Exception):
+    """The input inflated past its size limit (reported with a line number)."""
+
+
 class _BlockSource:
     """Decompressed blocks of a file, produced by a thread into a small bounded queue."""
 
-    def __init__(self, raw: BinaryIO, gzipped: bool) -> None:
+    def __init__(self, raw: BinaryIO, gzipped: bool, max_bytes: int | None = None) -> None:
         self._raw, self._gzipped = raw, gzipped
         self._queue: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=4)
         self._stop = threading.Event()
         self.consumed = 0  # compressed bytes read, for progress
+        self.produced = 0  # bytes handed on (decompressed)
+        self._max_bytes = max_bytes
         self._thread = threading.Thread(target=self._run, name="vcf-reader", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
         try:
             for block in self._decompressed() if self._gzipped else self._plain():
+                self.produced += len(block)
+                if self._max_bytes is not None and self.produced > self._max_bytes:
+                    raise _TooLarge(human_size(self._max_bytes))
                 if not self._put(block):
                     return
             self._put(None)
@@ -76,10 +118,13 @@ class _BlockSource:
         decoder, fed = zlib.decompressobj(wbits=31), False
         while compressed := self._raw.read(_READ_BYTES):
             self.consumed += len(compressed)
-            while compressed:
+            more = True
+            while more:
                 fed = True
                 try:
-                    out = decoder.decompress(compressed)
+                    # Bounded: input that would inflate past the bound waits in
+                    # `unconsumed_tail`, output that did not fit waits inside zlib.
+                    out = decoder.decompress(compressed, _INFLATE_BYTES)
                 except zlib.error as exc:
                     raise _Truncated(f"corrupt gzip data ({exc})") from exc
                 if out:
@@ -87,8 +132,10 @@ class _BlockSource:
                 if decoder.eof:  # a gzip member ended; BGZF and `cat a.gz b.gz` have more
                     compressed = decoder.unused_data
                     decoder, fed = zlib.decompressobj(wbits=31), False
+                    more = bool(compressed)
                 else:
-                    compressed = b""
+                    compressed = decoder.unconsumed_tail
+                    more = bool(compressed) or len(out) == _INFLATE_BYTES
         if fed and not decoder.eof:
             raise _Truncated("truncated gzip input (the compressed stream ends early)")
 
@@ -120,7 +167,9 @@ class VcfHeader:
 class RecordChunk:
     """A run of whole records: raw bytes plus the byte range of each field."""
 
-    def __init__(self, data: bytes, columns: int, first_line: int) -> None:
+    def __init__(
+        self, data: bytes, columns: int, first_line: int, max_line_bytes: int | None = None
+    ) -> None:
         self.data = data
         self.first_line = first_line
         buf = np.frombuffer(data, dtype=np.uint8)
@@ -136,6 +185,11 @@ class RecordChunk:
         self._line_index = kept if len(kept) != len(starts) else None
         self.starts, self.ends = starts[kept], ends[kept]
         self.size = len(self.starts)
+        if max_line_bytes is not None and self.size:
+            lengths = self.ends - self.starts
+            if lengths.max() > max_line_bytes:
+                longest = int(np.argmax(lengths > max_line_bytes))
+                raise line_too_long(self.line_number(longest), max_line_bytes)
         self.tabs = self._tabs(buf, columns)
         self.buffer = buf
         # Clean chunks (the usual case) keep each line's own newline in its last piece.
@@ -199,6 +253,21 @@ def byte_slices(data: bytes, starts: np.ndarray, ends: np.ndarray) -> pa.Array:
     return pieces.take(pa.array(np.arange(0, 2 * len(starts), 2)))
 
 
+def _by_lines(body: bytes) -> Iterator[bytes]:
+    """`body` (whole lines) in pieces of at most CHUNK_LINES lines; usually `body` itself."""
+    if body.count(b"\n") <= CHUNK_LINES:
+        if body:
+            yield body
+        return
+    newlines = np.flatnonzero(np.frombuffer(body, dtype=np.uint8) == 10)
+    start = 0
+    for cut in (newlines[CHUNK_LINES - 1 :: CHUNK_LINES] + 1).tolist():
+        yield body[start:cut]
+        start = cut
+    if start < len(body):
+        yield body[start:]
+
+
 def contiguous_pieces(data: bytes, bounds: np.ndarray, end: int) -> pa.Array:
     """A zero-copy binary array of `data` cut at `bounds` (sorted), the last piece to `end`."""
     offsets = np.append(bounds, end).astype(np.int32)
@@ -210,9 +279,12 @@ def contiguous_pieces(data: bytes, bounds: np.ndarray, end: int) -> pa.Array:
 class VcfReader:
     """Opens a plain or gzip VCF, parses its header, then yields `RecordChunk`s."""
 
-    def __init__(self, path: Path, chunk_bytes: int = CHUNK_BYTES) -> None:
+    def __init__(
+        self, path: Path, chunk_bytes: int = CHUNK_BYTES, limits: InputLimits | None = None
+    ) -> None:
         self.path = Path(path)
         self.chunk_bytes = chunk_bytes
+        self.limits = limits or InputLimits()
         try:
             self._raw: BinaryIO = open(self.path, "rb")  # noqa: SIM115 (closed in close())
             self.size = os.fstat(self._raw.fileno()).st_size
@@ -220,11 +292,15 @@ class VcfReader:
             self._raw.seek(0)
         except OSError as exc:
             raise AnnotationError(f"cannot read {self.path}: {exc.strerror}") from exc
-        self._source = _BlockSource(self._raw, gzipped)
+        self._source = _BlockSource(self._raw, gzipped, self.limits.max_bytes)
         self._blocks = self._source.blocks()
         self._lines_read = 0
         self._pending = b""
-        self.header = self._read_header()
+        try:
+            self.header = self._read_header()
+        except BaseException:
+            self.close()
+            raise
 
     def __enter__(self) -> VcfReader:
         return self
@@ -249,6 +325,12 @@ class VcfReader:
         except _Truncated as exc:
             line = self._lines_read + sum(b.count(b"\n") for b in unparsed) + 1
             raise AnnotationError(f"line {line}: {exc}") from None
+        except _TooLarge as exc:
+            line = self._lines_read + sum(b.count(b"\n") for b in unparsed) + 1
+            raise AnnotationError(
+                f"line {line}: the input is larger than {exc} uncompressed, the most accepted"
+                f"{self.limits.max_bytes_note}"
+            ) from None
         except OSError as exc:
             raise AnnotationError(f"cannot read {self.path}: {exc}") from None
 
@@ -257,6 +339,8 @@ class VcfReader:
         while True:
             newline = self._pending.find(b"\n")
             if newline < 0:
+                if len(self._pending) > self.limits.max_line_bytes:
+                    raise line_too_long(len(lines) + 1, self.limits.max_line_bytes)
                 block = self._next_block([self._pending])
                 if block is None:
                     if not self._pending:
@@ -271,6 +355,13 @@ class VcfReader:
             self._pending = self._pending[newline + 1 :]
             lines.append(line)
             number = self._lines_read = len(lines)
+            if len(line) > self.limits.max_line_bytes:
+                raise line_too_long(number, self.limits.max_line_bytes)
+            if number > self.limits.max_header_lines:
+                raise AnnotationError(
+                    f"line {number}: more than {self.limits.max_header_lines:,} header lines, "
+                    "the most accepted"
+                )
             if not line.startswith(b"#"):
                 raise AnnotationError(
                     f"line {number}: not a VCF: a record before the '#CHROM' header line"
@@ -289,7 +380,7 @@ class VcfReader:
     def chunks(self) -> Iterator[RecordChunk]:
         """Parsed chunks of whole records; blank lines are skipped."""
         for data, first_line in self.raw_chunks():
-            chunk = RecordChunk(data, self.header.columns, first_line)
+            chunk = RecordChunk(data, self.header.columns, first_line, self.limits.max_line_bytes)
             if chunk.size:
                 yield chunk
 
@@ -311,10 +402,12 @@ class VcfReader:
             data = b"".join(buffered)
             cut = data.rfind(b"\n") + 1 if block is not None else len(data)
             body, rest = data[:cut], data[cut:]
-            if body:
+            for piece in _by_lines(body):
                 first_line = self._lines_read + 1
-                self._lines_read += body.count(b"\n") + (not body.endswith(b"\n"))
-                yield body, first_line
+                self._lines_read += piece.count(b"\n") + (not piece.endswith(b"\n"))
+                yield piece, first_line
+            if len(rest) > self.limits.max_line_bytes:  # a line without end holds memory
+                raise line_too_long(self._lines_read + 1, self.limits.max_line_bytes)
             buffered, size = [rest], len(rest)
             if block is None:
                 return
