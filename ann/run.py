@@ -14,6 +14,7 @@ the annotator then hands the job back for another try.
 from __future__ import annotations
 
 import ctypes
+import errno
 import logging
 import os
 import re
@@ -128,8 +129,6 @@ def _annotate(
         )
     except AnnotationError as exc:
         return _finish_failed(jobs, bus, job, str(exc))
-    except MemoryError:
-        return _finish_failed(jobs, bus, job, out_of_memory(settings))
     if heartbeat.lost.is_set():
         log.warning("another run took this job over; leaving it to that run")
         return 0
@@ -222,11 +221,32 @@ def main(argv: list[str]) -> int:
         return 2
     configure_logging("run", settings.log_level)
     limit_memory(settings)
+    job_id, claim_id = argv[0], argv[1]
     try:
-        return run(settings, argv[0], argv[1])
-    except Exception:
-        log.exception("job run crashed", extra={"job_id": argv[0]})
-        return 1
+        return run(settings, job_id, claim_id)
+    except Exception as exc:
+        if not ran_out_of_memory(exc):
+            log.exception("job run crashed", extra={"job_id": job_id})
+            return 1
+    # Past the memory limit, wherever it was hit: what the run held is released by now.
+    jobs = JobStore(settings)
+    job = jobs.get(job_id)
+    if job is None or job.claim_id != claim_id:
+        return 0
+    with log_context(job_id=job.job_id, user_id=job.user_id):
+        return _finish_failed(jobs, Bus(settings), job, out_of_memory(settings))
+
+
+def ran_out_of_memory(exc: BaseException) -> bool:
+    """Whether `exc` is the address-space limit being hit: a failed allocation, mapping or
+    thread start (each surfaces as its own exception), here or as the cause of another."""
+    while exc is not None:
+        if isinstance(exc, MemoryError) or (isinstance(exc, OSError) and exc.errno == errno.ENOMEM):
+            return True
+        if isinstance(exc, RuntimeError) and "can't start new thread" in str(exc):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 if __name__ == "__main__":

@@ -61,7 +61,7 @@ class Settings:
     max_line_bytes: int = _doc("longest line a job's input may have", default=1024 * 1024)
     max_header_lines: int = _doc("most header lines a job's input may have", default=100_000)
     job_memory_limit_mib: int = _doc(
-        "address space one job's run may use (RLIMIT_AS); past it the job fails", default=2048
+        "address space one job's run may use (RLIMIT_AS); past it the job fails", default=4096
     )
     free_job_time_limit_s: int = _doc(
         "longest a free user's job may run before it is stopped and failed", default=600

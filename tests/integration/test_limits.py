@@ -120,3 +120,21 @@ def test_a_job_past_its_time_limit_is_stopped_and_failed_once(limit_values, prov
     claims = [e for e in daemons.logs("ann.annotator") if e["msg"] == "job claimed"]
     assert len(claims) == 1
     wait_until(lambda: len(sent(settings)) == 1, what="the failure email")
+
+
+def test_a_job_past_its_memory_limit_fails_once_and_the_annotator_stays_up(
+    limit_values, provisioned, daemons
+):
+    # An address space too small for annotation (though enough to start): the run fails
+    # alone, and the annotator is untouched.
+    daemons.values = {**limit_values, "GAS_JOB_MEMORY_LIMIT_MIB": "500"}
+    settings = settings_from(limit_values)
+    user = free_user(settings)
+    annotator = daemons.start("ann.annotator")
+    job = finished(settings, submit(settings, user).job_id)
+    assert job.job_status == "FAILED"
+    assert job.error == "the annotation needed more than the 500 MiB of memory a job may use"
+    assert run_ended(daemons, job.job_id)["exit_code"] == 0
+    claims = [e for e in daemons.logs("ann.annotator") if e["msg"] == "job claimed"]
+    assert len(claims) == 1
+    assert annotator.poll() is None
