@@ -71,6 +71,15 @@ class Settings:
     )
     submit_rate_per_minute: int = _doc("job submissions a user may make per minute", default=30)
     download_url_ttl_s: int = _doc("lifetime of presigned download links", default=300)
+    session_lifetime_s: int = _doc(
+        "a browser login ends this long after it began, in use or not", default=7 * 86_400
+    )
+    session_idle_s: int = _doc(
+        "a browser login ends after this long without a request", default=12 * 3600
+    )
+    max_logins_per_user: int = _doc(
+        "live browser logins a user may have; a new one ends the oldest", default=10
+    )
     secret_key: str = _doc(
         "signs web sessions and CSRF tokens (a secret: environment only; `make run` makes one)",
         default="",
@@ -299,7 +308,14 @@ def _check(s: Settings) -> None:
             f"{env_name('free_job_time_limit_s')} must be positive and at most "
             f"{env_name('job_time_limit_s')}"
         )
-    for name in ("max_line_bytes", "max_header_lines", "job_memory_limit_mib"):
+    for name in (
+        "max_line_bytes",
+        "max_header_lines",
+        "job_memory_limit_mib",
+        "session_lifetime_s",
+        "session_idle_s",
+        "max_logins_per_user",
+    ):
         if getattr(s, name) < 1:
             raise SettingsError(f"{env_name(name)} must be at least 1")
     if s.annotator_slots < 0 or s.shutdown_grace_s < 0:

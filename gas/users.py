@@ -40,6 +40,15 @@ class ApiToken:
 
 
 @dataclass(frozen=True)
+class Login:
+    """One browser login: the session cookie names it; logout or expiry ends it."""
+
+    login_id: str
+    started_at: int
+    seen_at: int  # last request, to a minute or so (see UserStore.touch_login)
+
+
+@dataclass(frozen=True)
 class User:
     user_id: str
     email: str
@@ -53,6 +62,10 @@ class User:
     stripe_events: frozenset[str] = frozenset()  # Stripe events already applied
     downgraded_at: int | None = None  # when they last became free again
     billing_notice: str | None = None  # e.g. a failed payment, shown on the profile
+    logins: tuple[Login, ...] = ()  # live browser logins, oldest first
+
+    def login(self, login_id: str) -> Login | None:
+        return next((login for login in self.logins if login.login_id == login_id), None)
 
     @property
     def premium(self) -> bool:
@@ -112,30 +125,62 @@ class UserStore:
 
     # -- login sessions ---------------------------------------------------------------------
 
-    def remember_login(self, user_id: str, session_id: str, tokens: list[str]) -> None:
-        """Keep a login's Globus tokens here, not in the (signed, readable) session cookie,
-        so logout can revoke them."""
+    def remember_login(
+        self, user_id: str, login_id: str, tokens: list[str], max_logins: int, now: int
+    ) -> None:
+        """Record a new login (with its Globus tokens, kept here rather than in the signed,
+        readable session cookie, so logout can revoke them). The user's oldest logins are
+        dropped beyond `max_logins`, so the item cannot grow without bound."""
+        user = self.get(user_id)
+        live = user.logins if user else ()
+        dropped = [login.login_id for login in live[: max(0, len(live) + 1 - max_logins)]]
+        names = {"#new": login_id} | {f"#d{i}": old for i, old in enumerate(dropped)}
+        removal = " REMOVE " + ", ".join(f"logins.#d{i}" for i in range(len(dropped)))
         self.dynamodb.update_item(
             TableName=self.table,
             Key={"user_id": {"S": user_id}},
-            UpdateExpression="SET logins.#sid = :tokens",
+            UpdateExpression="SET logins.#new = :login" + (removal if dropped else ""),
             ConditionExpression="attribute_exists(logins)",
-            ExpressionAttributeNames={"#sid": session_id},
-            ExpressionAttributeValues={":tokens": {"L": [{"S": t} for t in tokens]}},
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues={
+                ":login": {
+                    "M": {
+                        "started_at": {"N": str(now)},
+                        "seen_at": {"N": str(now)},
+                        "tokens": {"L": [{"S": t} for t in tokens]},
+                    }
+                }
+            },
         )
 
-    def forget_login(self, user_id: str, session_id: str) -> list[str]:
-        """Remove a login's tokens and return them (to revoke)."""
+    def touch_login(self, user_id: str, login_id: str, now: int) -> bool:
+        """Note that a login is in use (for the idle timeout); False if it is gone."""
+        try:
+            self.dynamodb.update_item(
+                TableName=self.table,
+                Key={"user_id": {"S": user_id}},
+                UpdateExpression="SET logins.#sid.seen_at = :now",
+                ConditionExpression="attribute_exists(logins.#sid)",
+                ExpressionAttributeNames={"#sid": login_id},
+                ExpressionAttributeValues={":now": {"N": str(now)}},
+            )
+        except self.dynamodb.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def forget_login(self, user_id: str, login_id: str) -> list[str]:
+        """End a login; its Globus tokens are returned (to revoke)."""
         response = self.dynamodb.update_item(
             TableName=self.table,
             Key={"user_id": {"S": user_id}},
             UpdateExpression="REMOVE logins.#sid",
             ConditionExpression="attribute_exists(logins)",
-            ExpressionAttributeNames={"#sid": session_id},
+            ExpressionAttributeNames={"#sid": login_id},
             ReturnValues="UPDATED_OLD",
         )
-        old = response.get("Attributes", {}).get("logins", {}).get("M", {}).get(session_id)
-        return [t["S"] for t in old["L"]] if old else []
+        old = response.get("Attributes", {}).get("logins", {}).get("M", {}).get(login_id, {})
+        tokens = old.get("M", {}).get("tokens", old)  # before started_at: a bare list
+        return [t["S"] for t in tokens.get("L", [])]
 
     # -- personal API tokens ----------------------------------------------------------------
 
@@ -332,4 +377,17 @@ def _user(item: dict[str, Any]) -> User:
         stripe_events=frozenset(item.get("stripe_events", ())),
         downgraded_at=int(item["downgraded_at"]) if "downgraded_at" in item else None,
         billing_notice=item.get("billing_notice"),
+        logins=_logins(item.get("logins", {})),
     )
+
+
+def _logins(entries: dict[str, Any]) -> tuple[Login, ...]:
+    """Live logins, oldest first. An entry from before logins had times (a bare token
+    list) counts as started at 0: long expired, so that session logs in again."""
+    logins = [
+        Login(login_id, int(e.get("started_at", 0)), int(e.get("seen_at", 0)))
+        if isinstance(e, dict)
+        else Login(login_id, 0, 0)
+        for login_id, e in entries.items()
+    ]
+    return tuple(sorted(logins, key=lambda login: (login.started_at, login.login_id)))

@@ -24,6 +24,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.web_url.startswith("https://"),
+        # A cookie is not honoured past a login's lifetime (the login record ends it too).
+        PERMANENT_SESSION_LIFETIME=settings.session_lifetime_s,
         # The API takes files up to the service maximum; the form posts them to S3 instead.
         MAX_CONTENT_LENGTH=settings.max_input_bytes + 1024 * 1024,
         BOOTSTRAP_SERVE_LOCAL=True,

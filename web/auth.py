@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import logging
 import secrets
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -49,12 +50,42 @@ def _safe_next(target: str | None) -> str:
     return url_for("annotations.index") if unsafe else target
 
 
+# How stale a login's `seen_at` may get before a request refreshes it: the idle timeout is
+# kept to this resolution, at the cost of one small write a minute per active login.
+SEEN_EVERY_S = 60
+
+
 def current_user() -> User | None:
-    """The logged-in user, read once per request."""
+    """The logged-in user, read once per request. The login record on the user item is
+    authoritative: a session cookie whose login was ended (logout, a newer login pushing it
+    out) or has expired (absolute lifetime, idle timeout) is logged out, wherever it was
+    copied to. The check rides on the user read the request makes anyway."""
     if "user" not in g:
-        user_id = session.get("user_id")
-        g.user = services().users.get(user_id) if user_id else None
+        g.user = _logged_in_user()
     return g.user
+
+
+def _logged_in_user() -> User | None:
+    user_id, login_id = session.get("user_id"), session.get("login_id")
+    if not user_id:
+        return None
+    s, users = services().settings, services().users
+    user = users.get(user_id) if login_id else None
+    login = user.login(login_id) if user else None
+    now = int(time.time())
+    if (
+        login is None
+        or now - login.started_at >= s.session_lifetime_s
+        or now - login.seen_at >= s.session_idle_s
+    ):
+        session.clear()
+        return None
+    if now - login.seen_at >= min(SEEN_EVERY_S, s.session_idle_s // 10) and not (
+        users.touch_login(user_id, login_id, now)
+    ):
+        session.clear()  # ended meanwhile
+        return None
+    return user
 
 
 def login_required(view: F) -> F:
@@ -78,7 +109,7 @@ def login() -> ResponseReturnValue:
     session["oauth_state"] = state
     session["login_next"] = _safe_next(request.args.get("next"))
     client = _client()
-    client.oauth2_start_flow(_redirect_uri(), SCOPES, state=state, refresh_tokens=True)
+    client.oauth2_start_flow(_redirect_uri(), SCOPES, state=state)
     return redirect(client.oauth2_get_authorize_url())
 
 
@@ -98,7 +129,7 @@ def callback() -> ResponseReturnValue:
         )
         return redirect(url_for("annotations.home"))
     client = _client()
-    client.oauth2_start_flow(_redirect_uri(), SCOPES, state=state, refresh_tokens=True)
+    client.oauth2_start_flow(_redirect_uri(), SCOPES, state=state)
     try:
         tokens = client.oauth2_exchange_code_for_tokens(code)
         identity = tokens.decode_id_token()
@@ -118,11 +149,15 @@ def callback() -> ResponseReturnValue:
     session.clear()  # a new session for a new login: nothing of the anonymous one carries over
     session["user_id"] = user.user_id
     session["login_id"] = secrets.token_urlsafe(16)
-    # Kept server-side (a signed cookie is readable) so logout can revoke them at Globus.
+    # The login record is what keeps this session alive (see current_user). The access
+    # token is kept with it, server-side (a signed cookie is readable), so logout can revoke
+    # it at Globus; no refresh token is asked for, so none can outlive the login.
     services().users.remember_login(
         user.user_id,
         session["login_id"],
-        [t for t in (auth_tokens.get("access_token"), auth_tokens.get("refresh_token")) if t],
+        [t for t in (auth_tokens.get("access_token"),) if t],
+        max_logins=services().settings.max_logins_per_user,
+        now=int(time.time()),
     )
     log.info("logged in", extra={"user_id": user.user_id})
     flash(f"Welcome, {user.name}.", "success")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import secrets
+import time
 from dataclasses import dataclass
 
 import pytest
@@ -43,6 +45,7 @@ class Browser:
 
     client: FlaskClient
     user: User
+    login_id: str
 
     def csrf(self, path: str = "/profile") -> str:
         page = self.client.get(path).get_data(as_text=True)
@@ -54,11 +57,14 @@ def login(app, web_settings):
     """Log in a user (created as on a first login) in a fresh client."""
 
     def as_user(email: str = "ada@example.org", name: str = "Ada Lovelace") -> Browser:
-        user = UserStore(web_settings).sign_in(f"id-{email}", email, name, "Analytical Engines")
+        users = UserStore(web_settings)
+        user = users.sign_in(f"id-{email}", email, name, "Analytical Engines")
+        login_id = secrets.token_urlsafe(16)
+        users.remember_login(user.user_id, login_id, [], max_logins=10, now=int(time.time()))
         client = app.test_client()
         with client.session_transaction() as session:
-            session["user_id"] = user.user_id
-        return Browser(client, user)
+            session["user_id"], session["login_id"] = user.user_id, login_id
+        return Browser(client, user, login_id)
 
     return as_user
 

@@ -2,6 +2,7 @@
 
 import io
 import re
+import time
 
 import pytest
 
@@ -220,7 +221,9 @@ def test_submissions_are_rate_limited_per_user(gas_values, provisioned, login):
     app = create_app(settings)
     ada = login()
     client = app.test_client()
-    _, token = _token(type(ada)(client=_logged_in(client, ada), user=ada.user))
+    _, token = _token(
+        type(ada)(client=_logged_in(client, ada), user=ada.user, login_id=ada.login_id)
+    )
     auth = {"Authorization": f"Bearer {token}"}
     codes = [
         client.post(
@@ -233,7 +236,7 @@ def test_submissions_are_rate_limited_per_user(gas_values, provisioned, login):
 
 def _logged_in(client, browser):
     with client.session_transaction() as session:
-        session["user_id"] = browser.user.user_id
+        session["user_id"], session["login_id"] = browser.user.user_id, browser.login_id
     return client
 
 
@@ -287,6 +290,8 @@ def test_logging_out_clears_the_session_even_if_the_identity_provider_is_down(lo
         ada.user.user_id,
         "login-1",
         ["a-token"],  # nothing listens where it would be revoked
+        max_logins=10,
+        now=int(time.time()),
     )
     response = ada.client.post("/logout", data={"csrf_token": ada.csrf()})
     assert response.status_code == 302

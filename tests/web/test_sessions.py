@@ -1,0 +1,96 @@
+"""Browser sessions end when their login ends: logout, expiry (absolute lifetime, idle
+timeout) or a newer login pushing the oldest out; a copied cookie goes with them."""
+
+from __future__ import annotations
+
+import time
+from urllib.parse import parse_qs, urlsplit
+
+from gas import aws
+from gas.users import UserStore
+from tests.web.conftest import Browser
+
+
+def copied_cookie(app, browser: Browser):
+    """A fresh client holding a copy of `browser`'s session cookie, as a thief would."""
+    thief = app.test_client()
+    thief.set_cookie("session", browser.client.get_cookie("session").value)
+    return thief
+
+
+def asked_to_log_in(response) -> bool:
+    return response.status_code == 302 and "/login" in response.headers["Location"]
+
+
+def plant(settings, browser: Browser, **times: int) -> None:
+    """Set a login's started_at / seen_at as if it were that old."""
+    for name, value in times.items():
+        aws.client(settings, "dynamodb").update_item(
+            TableName=settings.users_table,
+            Key={"user_id": {"S": browser.user.user_id}},
+            UpdateExpression=f"SET logins.#sid.{name} = :t",
+            ExpressionAttributeNames={"#sid": browser.login_id},
+            ExpressionAttributeValues={":t": {"N": str(value)}},
+        )
+
+
+def test_a_cookie_copied_before_logout_is_logged_out_with_it(app, login):
+    ada = login()
+    thief = copied_cookie(app, ada)
+    assert thief.get("/profile").status_code == 200  # the copy works while the login lives
+    ada.client.post("/logout", data={"csrf_token": ada.csrf()})
+    assert asked_to_log_in(thief.get("/profile"))
+    assert asked_to_log_in(ada.client.get("/profile"))
+
+
+def test_a_login_idle_too_long_is_logged_out(app, login, web_settings):
+    ada = login()
+    now = int(time.time())
+    plant(web_settings, ada, seen_at=now - web_settings.session_idle_s)
+    assert asked_to_log_in(ada.client.get("/profile"))
+
+
+def test_a_login_past_its_lifetime_is_logged_out_however_busy(app, login, web_settings):
+    ada = login()
+    now = int(time.time())
+    plant(web_settings, ada, started_at=now - web_settings.session_lifetime_s, seen_at=now)
+    assert asked_to_log_in(ada.client.get("/profile"))
+
+
+def test_a_login_in_use_has_its_idle_clock_reset(app, login, web_settings):
+    ada = login()
+    a_while_ago = int(time.time()) - 120
+    plant(web_settings, ada, seen_at=a_while_ago)
+    assert ada.client.get("/profile").status_code == 200
+    [live] = UserStore(web_settings).get(ada.user.user_id).logins
+    assert live.seen_at > a_while_ago
+
+
+def test_a_user_keeps_at_most_the_newest_logins(app, login, web_settings):
+    first = login()
+    users = UserStore(web_settings)
+    for n in range(web_settings.max_logins_per_user):
+        users.remember_login(
+            first.user.user_id, f"later-{n}", [], web_settings.max_logins_per_user,
+            now=int(time.time()) + 1 + n,
+        )  # fmt: skip
+    logins = users.get(first.user.user_id).logins
+    assert len(logins) == web_settings.max_logins_per_user
+    assert first.login_id not in {login.login_id for login in logins}  # the oldest went
+    assert asked_to_log_in(first.client.get("/profile"))
+
+
+def test_a_session_cookie_without_a_login_record_is_logged_out(app, login):
+    ada = login()
+    with ada.client.session_transaction() as session:
+        session["login_id"] = "never-recorded"
+    assert asked_to_log_in(ada.client.get("/profile"))
+    with ada.client.session_transaction() as session:
+        assert "user_id" not in session  # and the stale session is cleared
+
+
+def test_login_asks_globus_for_no_refresh_token(app):
+    location = app.test_client().get("/login").headers["Location"]
+    query = parse_qs(urlsplit(location).query)
+    assert query["scope"] == ["openid profile email"]
+    assert query["access_type"] == ["online"]  # "offline" asks for a refresh token
