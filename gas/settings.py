@@ -69,6 +69,9 @@ class Settings:
     job_time_limit_s: int = _doc(
         "longest any job may run before it is stopped and failed (premium)", default=86_400
     )
+    max_request_bytes: int = _doc(
+        "largest request body the web accepts on a route that takes no file", default=1024 * 1024
+    )
     submit_rate_per_minute: int = _doc("job submissions a user may make per minute", default=30)
     download_url_ttl_s: int = _doc("lifetime of presigned download links", default=300)
     session_lifetime_s: int = _doc(
@@ -309,6 +312,7 @@ def _check(s: Settings) -> None:
             f"{env_name('job_time_limit_s')}"
         )
     for name in (
+        "max_request_bytes",
         "max_line_bytes",
         "max_header_lines",
         "job_memory_limit_mib",

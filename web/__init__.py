@@ -26,8 +26,9 @@ def create_app(settings: Settings | None = None) -> Flask:
         SESSION_COOKIE_SECURE=settings.web_url.startswith("https://"),
         # A cookie is not honoured past a login's lifetime (the login record ends it too).
         PERMANENT_SESSION_LIFETIME=settings.session_lifetime_s,
-        # The API takes files up to the service maximum; the form posts them to S3 instead.
-        MAX_CONTENT_LENGTH=settings.max_input_bytes + 1024 * 1024,
+        # Small by default: only the API's upload route raises it (to the user's plan); the
+        # form posts files to S3 instead. A larger declared body gets 413 before it is read.
+        MAX_CONTENT_LENGTH=settings.max_request_bytes,
         BOOTSTRAP_SERVE_LOCAL=True,
         WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the session
     )

@@ -20,6 +20,10 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+# Room for the multipart framing and the other fields around an upload's file.
+MULTIPART_OVERHEAD = 64 * 1024
+
+
 def error(status: int, message: str) -> ResponseReturnValue:
     return jsonify(error=message), status
 
@@ -67,6 +71,15 @@ def me() -> ResponseReturnValue:
 @bp.post("/jobs")
 @token_required
 def submit() -> ResponseReturnValue:
+    # Refused from the declared length, before a byte is read; a body without one is cut
+    # off at the same bound as it is read. Files beyond a small size are spooled to disk by
+    # the form parser, then streamed to S3: never held in memory.
+    user, submissions = api_user(), services().submissions
+    limit = submissions.limit_for(user)
+    declared = request.content_length or 0
+    if declared > limit + MULTIPART_OVERHEAD:
+        return error(413, submissions.limit_message(user, "Your upload", declared))
+    request.max_content_length = limit + MULTIPART_OVERHEAD
     upload = request.files.get("file")
     if upload is None or not upload.filename:
         return error(422, "send the VCF as a multipart field named 'file'")
@@ -75,8 +88,8 @@ def submit() -> ResponseReturnValue:
     size = stream.tell()
     stream.seek(0)
     try:
-        job = services().submissions.submit_file(
-            api_user(), stream, upload.filename, size, request.form.get("assembly", "hg19")
+        job = submissions.submit_file(
+            user, stream, upload.filename, size, request.form.get("assembly", "hg19")
         )
     except Rejected as rejected:
         return error(rejected.status, rejected.message)
