@@ -1,11 +1,15 @@
 """Billing: Stripe Checkout and the customer portal, and what Stripe's events change.
 
-Every event is verified (`Stripe-Signature`, at most 5 minutes old) and applied
-once: the plan change and the record of the event id are one conditional write.
-- checkout.session.completed -> premium, then one `restore` message;
+Every event is verified (`Stripe-Signature`, at most 5 minutes old): an unsigned, forged,
+stale or tampered one is refused (400). A verified one is applied once: the plan change and
+the record of the event id are one conditional write; Stripe's retry of an event already
+applied is acknowledged (2xx, "already applied"), since Stripe retries any other answer for
+days. A verified event GAS does not act on is acknowledged and logged ("ignored: ...").
+- checkout.session.completed of a paid GAS premium subscription -> premium, then one
+  `restore` message (anything else a Checkout may complete is ignored);
 - customer.subscription.updated (canceled/unpaid), customer.subscription.deleted ->
   free, and every COMPLETED result gets a fresh retention window;
-- invoice.payment_failed -> a notice on the profile and an email.
+- invoice.payment_failed -> a notice on the profile and an email, once per invoice.
 Where Stripe lives is configuration (`GAS_STRIPE_API_BASE`: the local stand-in).
 """
 
@@ -31,8 +35,16 @@ LIVE = frozenset({"active", "trialing"})
 STRIPE_PAGES = ("https://checkout.stripe.com", "https://billing.stripe.com")
 
 
+PAID = frozenset({"paid", "no_payment_required"})
+ALREADY_APPLIED = "already applied"
+
+
 class InvalidEvent(Exception):
-    """A webhook we refuse (HTTP 400): unsigned, forged, stale, replayed or unknown."""
+    """A webhook we refuse (HTTP 400): unsigned, forged, stale or tampered."""
+
+
+class _Ignored(Exception):
+    """A verified event GAS does not act on: acknowledged, and logged with the reason."""
 
 
 class Billing:
@@ -62,7 +74,8 @@ class Billing:
             "cancel_url": cancel_url,
             # Subscription events carry this, so they find the user without a lookup.
             "subscription_data": {"metadata": {"user_id": user.user_id}},
-            "metadata": {"user_id": user.user_id},
+            # The completed session's event says which price was bought: only ours upgrades.
+            "metadata": {"user_id": user.user_id, "price": self.settings.stripe_price_id},
         }
         if user.stripe_customer_id:
             params["customer"] = user.stripe_customer_id
@@ -91,22 +104,45 @@ class Billing:
         except (ValueError, stripe.SignatureVerificationError) as exc:
             raise InvalidEvent(f"invalid signature or payload: {exc}") from None
         obj = event.data.object.to_dict()  # plain (nested) dicts: StripeObjects are not
-        if event.type == "checkout.session.completed":
-            return self._upgraded(event.id, obj)
-        if event.type == "customer.subscription.deleted" or (
-            event.type == "customer.subscription.updated" and obj.get("status") in ENDED
+        try:
+            return self._apply(event.id, event.type, obj)
+        except _Ignored as ignored:
+            log.warning("webhook ignored: %s", ignored, extra={"event": event.id,
+                                                              "type": event.type})  # fmt: skip
+            return f"ignored: {ignored}"
+
+    def _apply(self, event_id: str, kind: str, obj: Any) -> str:
+        if kind == "checkout.session.completed":
+            return self._upgraded(event_id, obj)
+        if kind == "customer.subscription.deleted" or (
+            kind == "customer.subscription.updated" and obj.get("status") in ENDED
         ):
-            return self._downgraded(event.id, obj)
-        if event.type == "customer.subscription.updated" and obj.get("status") in LIVE:
-            return self._reactivated(event.id, obj)
-        if event.type == "invoice.payment_failed":
-            return self._payment_failed(event.id, obj)
+            return self._downgraded(event_id, obj)
+        if kind == "customer.subscription.updated" and obj.get("status") in LIVE:
+            return self._reactivated(event_id, obj)
+        if kind == "invoice.payment_failed":
+            return self._payment_failed(event_id, obj)
         return "ignored"
 
+    def _premium_checkout_problem(self, session: Any) -> str | None:
+        """Why a completed Checkout does not make its user premium, if it does not."""
+        if session.get("mode") != "subscription":
+            return f"a checkout in {session.get('mode')!r} mode, not a subscription"
+        if session.get("payment_status") not in PAID:
+            return f"a checkout whose payment is {session.get('payment_status')!r}"
+        if not session.get("subscription"):
+            return "a checkout without a subscription"
+        if (session.get("metadata") or {}).get("price") != self.settings.stripe_price_id:
+            return "a checkout for another price than GAS premium"
+        return None
+
     def _upgraded(self, event_id: str, session: Any) -> str:
+        problem = self._premium_checkout_problem(session)
+        if problem:
+            raise _Ignored(problem)
         user_id = session.get("client_reference_id")
         if not user_id or self.users.get(user_id) is None:
-            raise InvalidEvent("checkout session for an unknown user")
+            raise _Ignored("a checkout for an unknown user")
         applied = self.users.become_premium(
             user_id, event_id, session.get("customer") or "", session.get("subscription") or ""
         )
@@ -114,22 +150,22 @@ class Billing:
         # is what restores the results; restoring twice is harmless.
         self.bus.restore_requested(user_id)
         if not applied:
-            raise InvalidEvent(f"event {event_id} was already processed")
+            return ALREADY_APPLIED
         log.info("user upgraded to premium", extra={"user_id": user_id})
         return "premium"
 
     def _downgraded(self, event_id: str, subscription: Any) -> str:
         user = self._user_of(subscription)
         if event_id in user.stripe_events:
-            # A replay. If the first delivery died before scheduling, this finishes it (the
-            # same windows, from the same moment); then it is refused like any replay.
+            # A retry. If the first delivery died before scheduling, this finishes it (the
+            # same windows, from the same moment).
             self._fresh_windows(user, user.downgraded_at or int(time.time()))
-            raise InvalidEvent(f"event {event_id} was already processed")
+            return ALREADY_APPLIED
         if user.stripe_subscription_id != subscription.get("id"):
             return "ignored: not the user's current subscription"
         now = int(time.time())
         if not self.users.become_free(user.user_id, event_id, subscription["id"], now):
-            raise InvalidEvent(f"event {event_id} was already processed")
+            return ALREADY_APPLIED
         scheduled = self._fresh_windows(user, now)
         log.info("user downgraded to free", extra={"user_id": user.user_id,
                                                    "results_scheduled": scheduled})  # fmt: skip
@@ -143,7 +179,7 @@ class Billing:
         if not self.users.become_premium(
             user.user_id, event_id, subscription.get("customer") or "", subscription["id"]
         ):
-            raise InvalidEvent(f"event {event_id} was already processed")
+            return ALREADY_APPLIED
         self.bus.restore_requested(user.user_id)
         return "premium"
 
@@ -171,8 +207,10 @@ class Billing:
             "Your last subscription payment failed. Please update your card in "
             "Manage subscription, or your plan returns to free."
         )
-        if not self.users.note_payment_failed(user.user_id, event_id, notice):
-            raise InvalidEvent(f"event {event_id} was already processed")
+        # Once per invoice: Stripe sends an event for each failed attempt at the same one.
+        once_per = f"invoice:{invoice['id']}" if invoice.get("id") else event_id
+        if not self.users.note_payment_failed(user.user_id, once_per, notice):
+            return ALREADY_APPLIED
         self.bus.publish(
             self.settings.job_results_topic, message("payment_failed", user_id=user.user_id)
         )
@@ -190,5 +228,5 @@ class Billing:
         if user is None and obj.get("customer"):
             user = self.users.find_by_customer(obj["customer"])
         if user is None:
-            raise InvalidEvent("event for an unknown customer")
+            raise _Ignored("an event for an unknown customer")
         return user
