@@ -224,7 +224,14 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     values = read_env_file(defaults_file) if defaults_file.exists() else {}
     values.update({k: v for k, v in environ.items() if k.startswith(PREFIX)})
     values[env_name("env")] = env
-    return settings_from(values)
+    settings = settings_from(values)
+    if settings.env == "aws":
+        for name in SDK_VARIABLES:  # dev wiring read by an SDK, not by us
+            if environ.get(name):
+                raise SettingsError(
+                    f"{name} must be unset when GAS_ENV=aws (it is for development)"
+                )
+    return settings
 
 
 def settings_from(values: Mapping[str, str]) -> Settings:
@@ -339,6 +346,38 @@ def _check(s: Settings) -> None:
             raise SettingsError(f"{env_name(name)} must be at least 1")
     if "@" not in s.ses_sender:
         raise SettingsError(f"{env_name('ses_sender')} must be an email address")
+    if s.env == "aws":
+        _check_production(s)
+
+
+# Below this many bytes a session-signing key can be guessed offline from a cookie.
+MIN_SECRET_KEY_BYTES = 32
+
+
+def _check_production(s: Settings) -> None:
+    """With GAS_ENV=aws, refuse what only development may use: the stand-ins, their
+    committed credentials, plain-HTTP origins and short secrets."""
+    for name in ("standins_url", "stripe_api_base"):
+        if getattr(s, name):
+            raise SettingsError(
+                f"{env_name(name)} must be empty when GAS_ENV=aws (it is for development)"
+            )
+    committed = read_env_file(CONFIG_DIR / "local.env")
+    for name in ("globus_client_id", "globus_client_secret", "stripe_api_key",
+                 "stripe_webhook_secret"):  # fmt: skip
+        value = getattr(s, name)
+        if value and value == committed.get(env_name(name)):
+            raise SettingsError(
+                f"{env_name(name)} is the local stand-in's committed value: set the real one "
+                "(from the environment) when GAS_ENV=aws"
+            )
+    if not s.web_url.startswith("https://"):
+        raise SettingsError(f"{env_name('web_url')} must be an https:// URL when GAS_ENV=aws")
+    if s.secret_key and len(s.secret_key.encode()) < MIN_SECRET_KEY_BYTES:
+        raise SettingsError(
+            f"{env_name('secret_key')} must be at least {MIN_SECRET_KEY_BYTES} bytes when "
+            "GAS_ENV=aws (e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)"
+        )
 
 
 # Variables read by SDKs rather than by us, documented beside ours.

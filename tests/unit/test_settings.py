@@ -67,3 +67,37 @@ def test_env_example_documents_every_setting():
     documented = set(re.findall(r"^# (GAS_[A-Z0-9_]+)=", example, flags=re.MULTILINE))
     assert documented == {env_name(f.name) for f in dataclasses.fields(Settings)}
     assert example == example_env(), "regenerate: python -m gas env-example > .env.example"
+
+
+AWS = {"GAS_ENV": "aws", "GAS_WEB_URL": "https://gas.example.org", "GAS_SES_SENDER": "g@x.org"}
+DEVELOPMENT_WIRING = {
+    "the stand-ins": ({"GAS_STANDINS_URL": "http://127.0.0.1:4567"}, "GAS_STANDINS_URL"),
+    "the Stripe stand-in": ({"GAS_STRIPE_API_BASE": "http://127.0.0.1:4567"},
+                            "GAS_STRIPE_API_BASE"),
+    "the Globus stand-in": ({"GLOBUS_SDK_SERVICE_URL_AUTH": "http://127.0.0.1:4567/"},
+                            "GLOBUS_SDK_SERVICE_URL_AUTH"),
+    "the committed client id": ({"GAS_GLOBUS_CLIENT_ID": "gas-local-client"},
+                                "GAS_GLOBUS_CLIENT_ID"),
+    "the committed client secret": ({"GAS_GLOBUS_CLIENT_SECRET": "gas-local-client-secret"},
+                                    "GAS_GLOBUS_CLIENT_SECRET"),
+    "the committed Stripe key": ({"GAS_STRIPE_API_KEY": "sk_test_gas_local_standin"},
+                                 "GAS_STRIPE_API_KEY"),
+    "the committed webhook secret": ({"GAS_STRIPE_WEBHOOK_SECRET": "whsec_gas_local_standin"},
+                                     "GAS_STRIPE_WEBHOOK_SECRET"),
+    "a plain-HTTP origin": ({"GAS_WEB_URL": "http://gas.example.org"}, "GAS_WEB_URL"),
+    "a short secret key": ({"GAS_SECRET_KEY": "x" * 31}, "GAS_SECRET_KEY"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(("change", "named"), DEVELOPMENT_WIRING.values(),
+                         ids=DEVELOPMENT_WIRING.keys())  # fmt: skip
+def test_production_refuses_development_wiring_naming_the_setting(change, named):
+    with pytest.raises(SettingsError) as refused:
+        load_settings({**AWS, **change})
+    assert str(refused.value).startswith(named) and "\n" not in str(refused.value)
+
+
+def test_production_accepts_real_values():
+    real = {"GAS_GLOBUS_CLIENT_ID": "0a1b2c", "GAS_GLOBUS_CLIENT_SECRET": "s" * 40,
+            "GAS_STRIPE_API_KEY": "sk_live_x", "GAS_SECRET_KEY": "k" * 32}  # fmt: skip
+    assert load_settings({**AWS, **real}).env == "aws"
