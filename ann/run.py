@@ -191,7 +191,12 @@ def limit_memory(settings: Settings) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
+# A job's error is shown to its user and stored on its item: bounded, whatever produced it.
+MAX_ERROR_CHARS = 1000
+
+
 def _finish_failed(jobs: JobStore, bus: Bus, job: Job, error: str) -> int:
+    error = error if len(error) <= MAX_ERROR_CHARS else error[: MAX_ERROR_CHARS - 3] + "..."
     if jobs.fail(job.job_id, error, claim_id=job.claim_id):
         log.info("job failed: %s", error)
         bus.job_finished(job.job_id, job.user_id, JobStatus.FAILED)

@@ -13,7 +13,7 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from gas import aws
 from gas.settings import Settings
@@ -115,16 +115,22 @@ class Files:
 
     def download_url(self, bucket: str, key: str, file_name: str) -> str:
         """A short-lived link that downloads the object as `file_name`."""
-        quoted = file_name.replace("\\", "_").replace('"', "_")
         return self.s3.generate_presigned_url(
             "get_object",
             Params={
                 "Bucket": bucket,
                 "Key": key,
-                "ResponseContentDisposition": f'attachment; filename="{quoted}"',
+                "ResponseContentDisposition": attachment(file_name),
             },
             ExpiresIn=self.settings.download_url_ttl_s,
         )
+
+
+def attachment(file_name: str) -> str:
+    """A Content-Disposition that saves as `file_name` (RFC 6266): an ASCII fallback for old
+    clients, and the exact name, percent-encoded UTF-8, for the rest."""
+    fallback = "".join(c if " " <= c <= "~" and c not in '"\\%' else "_" for c in file_name)
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(file_name, safe='')}"
 
 
 def looks_like_vcf(start: bytes) -> bool:

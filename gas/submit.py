@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import time
+import unicodedata
 import uuid
 from dataclasses import dataclass
 from typing import IO
@@ -38,6 +39,24 @@ class Rejected(Exception):
 class NewUpload:
     job_id: str
     form: UploadForm
+
+
+# A file name as GAS shows and stores it: no control or formatting characters (CR/LF,
+# bidi overrides, zero-width marks), at most this long, its extensions kept.
+MAX_FILE_NAME = 200
+_EXTENSIONS = re.compile(r"(\.[A-Za-z0-9]{1,8}){1,2}$")
+
+
+def clean_file_name(name: str) -> str:
+    """The last path component of `name`, made safe to show, store and send in a header."""
+    name = name.replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(c for c in name if unicodedata.category(c) not in ("Cc", "Cf", "Cs", "Co"))
+    name = " ".join(name.split())  # any run of whitespace (tabs, NBSP...) as one space
+    if len(name) > MAX_FILE_NAME:
+        extensions = _EXTENSIONS.search(name)
+        tail = extensions.group(0) if extensions else ""
+        name = name[: MAX_FILE_NAME - len(tail)].rstrip() + tail
+    return name
 
 
 def human_size(n: int) -> str:
@@ -86,6 +105,7 @@ class Submissions:
     def accept_upload(self, user: User, bucket: str, key: str) -> Job:
         """The job for an object the browser uploaded (S3 redirected back with its key)."""
         user_id, job_id, file_name = _split_key(key)
+        file_name = clean_file_name(file_name) or "input.vcf"
         if bucket != self.settings.inputs_bucket or user_id != user.user_id:
             raise Rejected(404, "No such upload.")
         existing = self.jobs.get_owned(job_id, user.user_id)
@@ -103,7 +123,7 @@ class Submissions:
         self, user: User, body: IO[bytes], file_name: str, size: int, assembly: str
     ) -> Job:
         """Store an uploaded file as a new job's input, then submit it like the browser path."""
-        file_name = file_name.replace("\\", "/").rsplit("/", 1)[-1].strip()
+        file_name = clean_file_name(file_name)
         if not file_name:
             raise Rejected(422, "The file needs a name.")
         if size > self.limit_for(user):
@@ -120,6 +140,7 @@ class Submissions:
         self, user: User, job_id: str, key: str, file_name: str, size: int, assembly: str
     ) -> Job:
         bucket = self.settings.inputs_bucket
+        file_name = clean_file_name(file_name) or "input.vcf"
         if size > self.limit_for(user):
             self.files.delete(bucket, key)
             raise Rejected(413, self.limit_message(user, file_name, size))

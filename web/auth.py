@@ -116,10 +116,9 @@ def login() -> ResponseReturnValue:
 @bp.get("/authcallback")
 def callback() -> ResponseReturnValue:
     if "error" in request.args:
-        flash(
-            f"Login was not completed: {request.args.get('error_description', 'cancelled')}.",
-            "warning",
-        )
+        # Not echoed: the identity provider's words arrive in a URL anyone can craft.
+        log.info("login not completed", extra={"error": request.args.get("error", "")[:100]})
+        flash("Login was not completed; please try again.", "warning")
         return redirect(url_for("annotations.home"))
     expected = session.pop("oauth_state", None)
     state, code = request.args.get("state"), request.args.get("code")

@@ -62,6 +62,19 @@ def human_size(size: int) -> str:
     return f"{size} bytes"
 
 
+# An error quotes at most this much of the field it is about: it is shown to the user and
+# stored with the job, and a field can be as long as a line.
+QUOTED_CHARS = 200
+
+
+def quoted(field: bytes) -> str:
+    """A field as an error shows it: repr-quoted, and cut short when long."""
+    text = field.decode("utf-8", "replace")
+    if len(text) <= QUOTED_CHARS:
+        return repr(text)
+    return f"{text[:QUOTED_CHARS]!r}... ({len(field):,} bytes)"
+
+
 def line_too_long(line: int, max_line_bytes: int) -> AnnotationError:
     longest = human_size(max_line_bytes)
     return AnnotationError(f"line {line}: longer than {longest}, the longest line accepted")
@@ -230,8 +243,8 @@ class RecordChunk:
         if self.size and positions.min() < 0:
             values = text.to_pylist()
             bad = next((i for i, v in enumerate(values) if not v.isdigit()), 0)
-            shown = values[bad].decode("utf-8", "replace")
-            raise AnnotationError(f"line {self.line_number(bad)}: POS is not a number: {shown!r}")
+            shown = quoted(values[bad])
+            raise AnnotationError(f"line {self.line_number(bad)}: POS is not a number: {shown}")
         return positions
 
     def field_range(self, column: int) -> tuple[np.ndarray, np.ndarray]:

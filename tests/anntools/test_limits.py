@@ -131,3 +131,17 @@ def test_a_bomb_of_blank_lines_is_annotated_in_flat_memory(tmp_path, data_dir):
     code, peak = peak_rss_mib([*command, "--out-dir", str(tmp_path), "--data-dir", str(data_dir)])
     assert code == 0
     assert peak < 256, f"peak RSS {peak} MiB"
+
+
+def test_an_error_quotes_a_long_field_only_in_part(tmp_path, data_dir):
+    """A 600 KB POS once made a 600 KB error: over DynamoDB's item limit, so the job could
+    not even be recorded as failed."""
+    path = tmp_path / "long-pos.vcf"
+    path.write_bytes(
+        vcf_text([f"chr1 {'9' * 300_000}x{'9' * 300_000} . C T 50 PASS . GT 0/1"]).encode()
+    )
+    with pytest.raises(AnnotationError) as raised:
+        annotate_file(path, tmp_path / "out", data_dir=data_dir)
+    message = str(raised.value)
+    assert message.startswith("line 3: POS is not a number: '999")
+    assert message.endswith("... (600,001 bytes)") and len(message) < 300

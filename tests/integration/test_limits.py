@@ -138,3 +138,19 @@ def test_a_job_past_its_memory_limit_fails_once_and_the_annotator_stays_up(
     claims = [e for e in daemons.logs("ann.annotator") if e["msg"] == "job claimed"]
     assert len(claims) == 1
     assert annotator.poll() is None
+
+
+def test_a_huge_bad_field_fails_its_job_once_with_a_short_message(
+    limit_values, provisioned, daemons
+):
+    """A 600 KB POS made a 600 KB error, too large for the job item: the failure could not
+    be recorded, so the job was retried five times and ended with the wrong message."""
+    settings = settings_from(limit_values)
+    user = free_user(settings)
+    daemons.start("ann.annotator")
+    bad = HEADER + b"chr1\t" + b"9" * 600_000 + b"x\t.\tA\tG\t50\tPASS\t.\n"
+    job = finished(settings, submit(settings, user, bad, "bad.vcf").job_id)
+    assert job.job_status == "FAILED"
+    assert job.error.startswith("line 3: POS is not a number: '999") and len(job.error) < 300
+    claims = [e for e in daemons.logs("ann.annotator") if e["msg"] == "job claimed"]
+    assert len(claims) == 1
