@@ -98,7 +98,9 @@ def make_handler(settings: Settings) -> Handler:
 class RunEnded:
     exit_code: int
     timed_out: bool  # stopped at its time limit
-    peak_rss_mib: int  # the run's peak resident memory
+    # The run's peak resident memory. A child's peak starts from what it was forked with (the
+    # annotator's own, tens of MiB), so below that it reads as the annotator's.
+    peak_rss_mib: int
 
 
 def run_job(job_id: str, claim_id: str, time_limit_s: float) -> RunEnded:

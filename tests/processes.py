@@ -19,6 +19,7 @@ import contextlib
 import os
 import signal
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Sequence
@@ -145,3 +146,20 @@ def run(
     if check:
         done.check_returncode()
     return done
+
+
+# Runs a command and prints its exit code and peak RSS (KiB). A child's peak counts the
+# memory it was forked with, so the command is started from this small launcher, not from
+# pytest (whose resident memory a direct child would report as its own).
+_MEASURE = (
+    "import resource, subprocess, sys\n"
+    "code = subprocess.call(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
+    "print(code, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+)
+
+
+def peak_rss_mib(args: Sequence[str], timeout: float = 600, **kw: Any) -> tuple[int, int]:
+    """Run `args` to its end: (its exit code, its peak resident memory in MiB)."""
+    done = run([sys.executable, "-c", _MEASURE, *args], timeout=timeout, check=True, **kw)
+    code, kib = done.stdout.split()
+    return int(code), int(kib) // 1024

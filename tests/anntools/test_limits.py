@@ -4,8 +4,6 @@ each limit of `InputLimits` fails the input with one line naming the line and th
 from __future__ import annotations
 
 import gzip
-import os
-import subprocess
 import sys
 import zlib
 
@@ -14,7 +12,7 @@ import pytest
 from ann.anntools import AnnotationError, InputLimits, annotate_file
 from ann.anntools.vcfio import CHUNK_LINES, VcfReader
 from tests.anntools.conftest import HEADER, vcf_text
-from tests.processes import Process
+from tests.processes import peak_rss_mib
 
 MiB = 1 << 20
 RECORD = "chr1 55545 . C T 50 PASS . GT 0/1"
@@ -105,17 +103,6 @@ def test_a_line_at_the_limit_and_a_file_at_the_size_limit_are_accepted(tmp_path,
     limits = InputLimits(max_bytes=len(text), max_line_bytes=1024)
     result = annotate_file(path, tmp_path / "out", data_dir=data_dir, limits=limits)
     assert result.variant_count == 1
-
-
-def peak_rss_mib(args: list[str]) -> tuple[int, int]:
-    """Run a command to its end: (exit code, its peak resident memory in MiB)."""
-    proc = Process(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-    finally:
-        proc.kill_all()
-    return proc.returncode, usage.ru_maxrss // 1024
 
 
 def test_a_bomb_of_blank_lines_is_annotated_in_flat_memory(tmp_path, data_dir):
