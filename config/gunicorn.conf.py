@@ -16,6 +16,9 @@ threads = 4
 graceful_timeout = 5
 timeout = 60
 accesslog = "-"
+# The path without its query string, and no referrer: queries carry login codes
+# (/authcallback), upload keys and page cursors, which have no place in a log.
+access_log_format = '%(h)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(L)s "%(a)s"'
 # gunicorn 27 opens a control socket under ~/.gunicorn by default: two stacks on one
 # machine (a developer's and the tests') would fight over it, and we do not use it.
 control_socket_disable = True

@@ -60,7 +60,7 @@ class Files:
             Key=key_prefix + FILENAME_VARIABLE,
             Fields=fields,
             Conditions=conditions,
-            ExpiresIn=3600,
+            ExpiresIn=self.settings.upload_form_ttl_s,
         )
         return UploadForm(post["url"], post["fields"], max_bytes)
 

@@ -167,7 +167,7 @@ class JobStore:
         """The user's jobs, newest first, a page at a time (the user_id GSI)."""
         kwargs: dict[str, Any] = {}
         if cursor:
-            kwargs["ExclusiveStartKey"] = _decode_cursor(cursor)
+            kwargs["ExclusiveStartKey"] = _decode_cursor(cursor, user_id)
         response = self.dynamodb.query(
             TableName=self.table,
             IndexName=USER_INDEX,
@@ -541,8 +541,9 @@ def _encode_cursor(key: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(key).encode()).decode()
 
 
-def _decode_cursor(cursor: str) -> dict[str, Any]:
-    """The key a page cursor stands for; ValueError for anything we did not hand out."""
+def _decode_cursor(cursor: str, user_id: str) -> dict[str, Any]:
+    """The key a page cursor of `user_id`'s list stands for; ValueError for anything we did
+    not hand out to them (checked here, before it reaches DynamoDB)."""
     try:
         key = json.loads(base64.urlsafe_b64decode(cursor.encode()))
     except ValueError:
@@ -555,4 +556,6 @@ def _decode_cursor(cursor: str) -> dict[str, Any]:
                 for k, t in shape.items())
     ):  # fmt: skip
         raise ValueError("invalid page cursor")
+    if key["user_id"]["S"] != user_id or not key["submit_time"]["N"].isdigit():
+        raise ValueError("invalid page cursor")  # another user's place, or a made-up time
     return key

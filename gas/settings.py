@@ -73,7 +73,13 @@ class Settings:
         "largest request body the web accepts on a route that takes no file", default=1024 * 1024
     )
     submit_rate_per_minute: int = _doc("job submissions a user may make per minute", default=30)
+    upload_forms_per_minute: int = _doc(
+        "upload forms (/annotate pages) a user may open per minute", default=30
+    )
     download_url_ttl_s: int = _doc("lifetime of presigned download links", default=300)
+    upload_form_ttl_s: int = _doc(
+        "how long an upload form (a presigned POST to S3) may be used", default=600
+    )
     session_lifetime_s: int = _doc(
         "a browser login ends this long after it began, in use or not", default=7 * 86_400
     )
@@ -82,6 +88,11 @@ class Settings:
     )
     max_logins_per_user: int = _doc(
         "live browser logins a user may have; a new one ends the oldest", default=10
+    )
+    operator_token: str = _doc(
+        "bearer token that shows /healthz's details to a remote operator (a secret; empty: "
+        "details only from this host)",
+        default="",
     )
     secret_key: str = _doc(
         "signs web sessions and CSRF tokens (a secret: environment only; `make run` makes one)",

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import IO
 
 from gas.files import Files, UploadForm, looks_like_vcf
-from gas.jobs import Job, JobStatus, JobStore
+from gas.jobs import Job, JobStore
 from gas.messages import Bus
 from gas.settings import Settings
 from gas.users import User, UserStore
@@ -92,7 +92,15 @@ class Submissions:
     # -- browser path ----------------------------------------------------------------------
 
     def upload_form(self, user: User, redirect_url: str) -> NewUpload:
-        """A fresh job id and the presigned form that uploads its input straight to S3."""
+        """A fresh job id and the presigned form that uploads its input straight to S3.
+        Rate-limited like submissions: each form lets its holder put an object in S3."""
+        per_minute = self.settings.upload_forms_per_minute
+        if not self.users.take_upload_form(user.user_id, per_minute):
+            raise Rejected(
+                429,
+                f"You can open up to {per_minute} upload forms a minute; "
+                "please wait a moment and try again.",
+            )
         job_id = str(uuid.uuid4())
         form = self.files.upload_form(
             f"{user.user_id}/{job_id}/",
@@ -180,11 +188,9 @@ class Submissions:
         return job
 
     def _resume(self, job: Job) -> Job:
-        """A job already recorded. Re-publish while PENDING: if the process that created it
-        died before publishing, this reload is what gets it annotated (the annotator
-        ignores a request for a job already claimed)."""
-        if job.job_status == JobStatus.PENDING:
-            self.bus.job_requested(job.job_id, job.user_id)
+        """A job already recorded (the redirect reloaded): shown, not requested again. If
+        the process that recorded it died before publishing, the annotators' lost-job sweep
+        requests it (GAS_JOB_RESUBMIT_AFTER_S)."""
         return job
 
 

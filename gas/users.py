@@ -303,15 +303,26 @@ class UserStore:
 
     def take_submission(self, user_id: str, per_minute: int) -> bool:
         """Count one job submission; False when the user already made `per_minute` this minute."""
+        return self._take(user_id, "submit", per_minute)
+
+    def take_upload_form(self, user_id: str, per_minute: int) -> bool:
+        """Count one upload form (a presigned POST); False past `per_minute` this minute."""
+        return self._take(user_id, "form", per_minute)
+
+    def _take(self, user_id: str, counter: str, per_minute: int) -> bool:
+        """A fixed one-minute window per counter, on the user item: conditional writes, so
+        it holds across every web process and instance."""
         window = int(time.time()) // 60
+        names = {"#w": f"{counter}_window", "#c": f"{counter}_count"}
         values = {":w": {"N": str(window)}, ":limit": {"N": str(per_minute)}, ":one": {"N": "1"}}
         conditional = self.dynamodb.exceptions.ConditionalCheckFailedException
         try:  # same window, still under the limit
             self.dynamodb.update_item(
                 TableName=self.table,
                 Key={"user_id": {"S": user_id}},
-                UpdateExpression="SET submit_count = submit_count + :one",
-                ConditionExpression="submit_window = :w AND submit_count < :limit",
+                UpdateExpression="SET #c = #c + :one",
+                ConditionExpression="#w = :w AND #c < :limit",
+                ExpressionAttributeNames=names,
                 ExpressionAttributeValues=values,
             )
             return True
@@ -321,8 +332,9 @@ class UserStore:
             self.dynamodb.update_item(
                 TableName=self.table,
                 Key={"user_id": {"S": user_id}},
-                UpdateExpression="SET submit_window = :w, submit_count = :one",
-                ConditionExpression="attribute_not_exists(submit_window) OR submit_window < :w",
+                UpdateExpression="SET #w = :w, #c = :one",
+                ConditionExpression="attribute_not_exists(#w) OR #w < :w",
+                ExpressionAttributeNames=names,
                 ExpressionAttributeValues={":w": values[":w"], ":one": values[":one"]},
             )
             return True

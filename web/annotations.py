@@ -37,7 +37,10 @@ def annotate() -> ResponseReturnValue:
     s = services()
     user = current_user()
     redirect_url = s.settings.web_url.rstrip("/") + url_for("annotations.accept")
-    upload = s.submissions.upload_form(user, redirect_url)
+    try:
+        upload = s.submissions.upload_form(user, redirect_url)
+    except Rejected as rejected:
+        return render_error(rejected.status, rejected.message)
     limit = s.submissions.limit_for(user)
     return render_template(
         "annotate.html", upload=upload, limit=limit, limit_text=human_size(limit)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, Response, jsonify, render_template, request
+from flask import Flask, Response, g, jsonify, render_template, request
 from flask.typing import ResponseReturnValue
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
@@ -69,4 +69,8 @@ def init_app(app: Flask) -> None:
         response.headers["Referrer-Policy"] = "same-origin"
         if app.config["SESSION_COOKIE_SECURE"]:
             response.headers["Strict-Transport-Security"] = "max-age=31536000"
+        if g.get("user") is not None or request.path.startswith("/api/"):
+            # A user's pages (a new API token shown once, presigned links, the profile) and
+            # API answers stay out of every cache, the browser's included.
+            response.headers["Cache-Control"] = "no-store"
         return response

@@ -2,16 +2,19 @@
 
 Always 200 while the process serves requests (a load balancer must not cycle
 healthy web servers because a dependency is down); `status` says `degraded`
-and `aws.reachable` is false when AWS does not answer.
+and `aws.reachable` is false when AWS does not answer. The public sees only
+`status`; the details (endpoint, latency, errors) go to a request from this host
+or one bearing `GAS_OPERATOR_TOKEN`.
 """
 
 from __future__ import annotations
 
+import hmac
 import time
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
-from flask import Blueprint, jsonify
+from flask import Blueprint, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from gas import aws
@@ -25,7 +28,18 @@ bp = Blueprint("health", __name__)
 def healthz() -> ResponseReturnValue:
     settings = services().settings
     check = aws_reachability(settings)
-    return jsonify(status="ok" if check["reachable"] else "degraded", env=settings.env, aws=check)
+    status = "ok" if check["reachable"] else "degraded"
+    if not _operator(settings):
+        return jsonify(status=status)
+    return jsonify(status=status, env=settings.env, aws=check)
+
+
+def _operator(settings: Settings) -> bool:
+    """A request from this host, or with the operator token."""
+    if request.remote_addr in ("127.0.0.1", "::1"):
+        return True
+    given = request.headers.get("Authorization", "").removeprefix("Bearer ")
+    return bool(settings.operator_token) and hmac.compare_digest(given, settings.operator_token)
 
 
 def aws_reachability(settings: Settings) -> dict[str, Any]:

@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 import pytest
+import requests
 
 from tests import processes
 from tests.conftest import (
@@ -81,6 +82,11 @@ def test_make_run_starts_everything_and_sigterm_leaves_nothing_behind(stack_valu
 
         health = wait_serving(make, healthy, timeout=90, what=f"/healthz provisioned ({log_path})")
         assert health["status"] == "ok"
+        # Query strings stay out of the access log: a login's code is a credential.
+        requests.get(f"{web}/authcallback?code=CODE-SECRET-123&state=s", timeout=30)
+        wait_until(lambda: "GET /authcallback HTTP/1.1" in log_path.read_text(),
+                   what="the callback in the access log")  # fmt: skip
+        assert "CODE-SECRET-123" not in log_path.read_text()
         assert health["aws"]["reachable"] is True
         assert health["aws"]["endpoint"] == stack_values["GAS_AWS_ENDPOINT_URL"]
 
