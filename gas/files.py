@@ -46,11 +46,12 @@ class Files:
         `metadata` names the x-amz-meta-* fields the form may set (any value); the
         browser's redirect after a successful upload goes to `redirect_url`.
         """
-        fields = {"success_action_redirect": redirect_url}
+        fields = {"success_action_redirect": redirect_url, "tagging": UPLOAD_TAGGING}
         conditions: list[Any] = [
             ["starts-with", "$key", key_prefix],
             ["content-length-range", 1, max_bytes],
             {"success_action_redirect": redirect_url},
+            {"tagging": UPLOAD_TAGGING},  # expired unless it becomes a job (see accepted)
         ]
         for name, default in metadata.items():
             fields[f"x-amz-meta-{name}"] = default
@@ -63,6 +64,10 @@ class Files:
             ExpiresIn=self.settings.upload_form_ttl_s,
         )
         return UploadForm(post["url"], post["fields"], max_bytes)
+
+    def accepted(self, bucket: str, key: str) -> None:
+        """An upload became a job: it loses the tag that would expire it."""
+        self.s3.delete_object_tagging(Bucket=bucket, Key=key)
 
     def upload_origin(self) -> str:
         """The origin browsers POST uploads to (for the page's Content-Security-Policy)."""
@@ -124,6 +129,14 @@ class Files:
             },
             ExpiresIn=self.settings.download_url_ttl_s,
         )
+
+
+# An upload's tag until it becomes a job; the inputs bucket's lifecycle expires the rest.
+UPLOAD_TAG = ("gas-upload", "unaccepted")
+UPLOAD_TAGGING = (
+    f"<Tagging><TagSet><Tag><Key>{UPLOAD_TAG[0]}</Key><Value>{UPLOAD_TAG[1]}</Value></Tag>"
+    "</TagSet></Tagging>"
+)
 
 
 def attachment(file_name: str) -> str:

@@ -19,6 +19,7 @@ from typing import Any, Literal
 from botocore.client import BaseClient
 
 from gas import aws
+from gas.files import UPLOAD_TAG
 from gas.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -150,6 +151,7 @@ def provision(settings: Settings, report: Callable[[Change], None] = print) -> l
         note(ensure_bucket(s3, bucket, settings.aws_region))
         note(ensure_public_access_blocked(s3, bucket))
     note(ensure_upload_cors(s3, p.upload_bucket, settings.web_url))
+    note(ensure_upload_expiry(s3, p.upload_bucket))
     note(ensure_versioning(s3, p.versioned_bucket))
 
     dynamodb = aws.client(settings, "dynamodb")
@@ -235,6 +237,41 @@ def ensure_upload_cors(s3: BaseClient, bucket: str, web_url: str) -> Change:
         return Change("bucket-cors", bucket, "unchanged")
     s3.put_bucket_cors(Bucket=bucket, CORSConfiguration={"CORSRules": wanted})
     return Change("bucket-cors", bucket, "updated")
+
+
+# Browser uploads carry UPLOAD_TAG until they become a job; what never does is expired,
+# and multipart uploads left incomplete are aborted.
+UPLOAD_EXPIRY_DAYS = 1
+
+
+def ensure_upload_expiry(s3: BaseClient, bucket: str) -> Change:
+    """Uploads cannot pile up: a lifecycle rule for each way one can be left behind."""
+    wanted = [
+        {
+            "ID": "expire-unaccepted-uploads",
+            "Status": "Enabled",
+            "Filter": {"Tag": {"Key": UPLOAD_TAG[0], "Value": UPLOAD_TAG[1]}},
+            "Expiration": {"Days": UPLOAD_EXPIRY_DAYS},
+        },
+        {
+            "ID": "abort-incomplete-multipart-uploads",
+            "Status": "Enabled",
+            "Filter": {"Prefix": ""},
+            "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": UPLOAD_EXPIRY_DAYS},
+        },
+    ]
+    try:
+        current = s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
+    except s3.exceptions.ClientError as exc:
+        if aws.error_code(exc) != "NoSuchLifecycleConfiguration":
+            raise
+        current = []
+    if len(current) == len(wanted) and all(
+        {k: r.get(k) for k in w} == w for r, w in zip(current, wanted, strict=True)
+    ):
+        return Change("bucket-lifecycle", bucket, "unchanged")
+    s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": wanted})
+    return Change("bucket-lifecycle", bucket, "updated")
 
 
 def ensure_versioning(s3: BaseClient, bucket: str) -> Change:

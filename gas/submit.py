@@ -171,6 +171,7 @@ class Submissions:
                 f"You can submit up to {self.settings.submit_rate_per_minute} jobs a minute; "
                 "please wait a moment and try again.",
             )
+        self.files.accepted(bucket, key)
         job = Job(
             job_id=job_id,
             user_id=user.user_id,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 import secrets
 import time
@@ -73,7 +74,7 @@ def upload_via_form(page_html: str, content: bytes, file_name: str, assembly: st
     """POST a file to S3 with the form the /annotate page rendered, as a browser would."""
     action = re.search(r'<form id="upload-form" method="post" action="([^"]+)"', page_html).group(1)
     fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', page_html))
-    fields = {k: v.replace("&amp;", "&") for k, v in fields.items()}
+    fields = {k: html.unescape(v) for k, v in fields.items()}
     fields["x-amz-meta-assembly"] = assembly
     return requests.post(
         action.replace("&amp;", "&"),

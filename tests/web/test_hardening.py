@@ -4,12 +4,14 @@ forged page cursors, upload forms by the thousand, and reloads that submit again
 from __future__ import annotations
 
 import base64
+import html
 import json
 import re
 import time
 
 import pytest
 
+from gas import aws
 from gas.jobs import _encode_cursor
 from gas.settings import settings_from
 from tests.web.conftest import job_requests
@@ -92,3 +94,29 @@ def test_reloading_the_upload_redirect_does_not_request_the_job_again(login, web
     assert len(job_requests(web_settings)) == 1
     ada.client.get(redirect_target)  # the reload
     assert job_requests(web_settings) == []
+
+
+def test_uploads_that_never_become_a_job_expire(login, web_settings):
+    """The inputs bucket expires what carries the upload tag, and aborts stalled multipart
+    uploads; the form sets the tag (S3 applies it; the emulator ignores the field), and an
+    upload loses it when it becomes a job."""
+    s3 = aws.client(web_settings, "s3")
+    rules = s3.get_bucket_lifecycle_configuration(Bucket=web_settings.inputs_bucket)["Rules"]
+    expiring = {r["ID"]: r for r in rules}
+    assert expiring["expire-unaccepted-uploads"]["Filter"] == {
+        "Tag": {"Key": "gas-upload", "Value": "unaccepted"}
+    }
+    assert expiring["expire-unaccepted-uploads"]["Expiration"] == {"Days": 1}
+    assert expiring["abort-incomplete-multipart-uploads"]["AbortIncompleteMultipartUpload"]
+    ada = login()
+    page = ada.client.get("/annotate").get_data(as_text=True)
+    assert "gas-upload" in html.unescape(re.search(r'name="tagging" value="([^"]+)"', page)[1])
+    redirect_target, query = _upload(ada)
+    key = query["key"][0]
+    s3.put_object_tagging(  # as S3 tags a form upload
+        Bucket=web_settings.inputs_bucket, Key=key,
+        Tagging={"TagSet": [{"Key": "gas-upload", "Value": "unaccepted"}]},
+    )  # fmt: skip
+    assert ada.client.get(redirect_target).status_code == 302  # the job is created
+    tags = s3.get_object_tagging(Bucket=web_settings.inputs_bucket, Key=key)["TagSet"]
+    assert tags == []
