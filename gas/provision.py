@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from botocore.client import BaseClient
+from botocore.exceptions import ClientError
 
 from gas import aws
 from gas.files import UPLOAD_TAG
@@ -227,12 +228,7 @@ def ensure_upload_cors(s3: BaseClient, bucket: str, web_url: str) -> Change:
             "MaxAgeSeconds": 3000,
         }
     ]
-    try:
-        current = s3.get_bucket_cors(Bucket=bucket)["CORSRules"]
-    except s3.exceptions.ClientError as exc:
-        if aws.error_code(exc) != "NoSuchCORSConfiguration":
-            raise
-        current = []
+    current = _rules(lambda: s3.get_bucket_cors(Bucket=bucket), "CORSRules")
     if [{k: r[k] for k in wanted[0] if k in r} for r in current] == wanted:
         return Change("bucket-cors", bucket, "unchanged")
     s3.put_bucket_cors(Bucket=bucket, CORSConfiguration={"CORSRules": wanted})
@@ -260,18 +256,23 @@ def ensure_upload_expiry(s3: BaseClient, bucket: str) -> Change:
             "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": UPLOAD_EXPIRY_DAYS},
         },
     ]
-    try:
-        current = s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
-    except s3.exceptions.ClientError as exc:
-        if aws.error_code(exc) != "NoSuchLifecycleConfiguration":
-            raise
-        current = []
+    current = _rules(lambda: s3.get_bucket_lifecycle_configuration(Bucket=bucket), "Rules")
     if len(current) == len(wanted) and all(
         {k: r.get(k) for k in w} == w for r, w in zip(current, wanted, strict=True)
     ):
         return Change("bucket-lifecycle", bucket, "unchanged")
     s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": wanted})
     return Change("bucket-lifecycle", bucket, "updated")
+
+
+def _rules(read: Callable[[], dict[str, Any]], field: str) -> list[dict[str, Any]]:
+    """A bucket configuration's rules, or none when the bucket has no such configuration."""
+    try:
+        return read()[field]
+    except ClientError as exc:
+        if aws.error_code(exc) not in ("NoSuchCORSConfiguration", "NoSuchLifecycleConfiguration"):
+            raise
+        return []
 
 
 def ensure_versioning(s3: BaseClient, bucket: str) -> Change:
