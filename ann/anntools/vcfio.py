@@ -404,12 +404,18 @@ class VcfReader:
         """
         buffered = [self._pending]
         size = len(self._pending)
+        ended = b"\n" in self._pending  # whether a line ends in what is buffered
         self._pending = b""
         while True:
             block = self._next_block(buffered)
             if block is not None:
                 buffered.append(block)
                 size += len(block)
+                ended = ended or b"\n" in block
+                if not ended:  # one line so far: its pieces are joined once, when it ends
+                    if size > self.limits.max_line_bytes:
+                        raise line_too_long(self._lines_read + 1, self.limits.max_line_bytes)
+                    continue
                 if size < self.chunk_bytes:
                     continue
             data = b"".join(buffered)
@@ -421,6 +427,6 @@ class VcfReader:
                 yield piece, first_line
             if len(rest) > self.limits.max_line_bytes:  # a line without end holds memory
                 raise line_too_long(self._lines_read + 1, self.limits.max_line_bytes)
-            buffered, size = [rest], len(rest)
+            buffered, size, ended = [rest], len(rest), False  # `rest` ends no line
             if block is None:
                 return

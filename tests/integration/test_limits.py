@@ -125,15 +125,21 @@ def test_a_job_past_its_time_limit_is_stopped_and_failed_once(limit_values, prov
 def test_a_job_past_its_memory_limit_fails_once_and_the_annotator_stays_up(
     limit_values, provisioned, daemons
 ):
-    # An address space too small for annotation (though enough to start): the run fails
-    # alone, and the annotator is untouched.
-    daemons.values = {**limit_values, "GAS_JOB_MEMORY_LIMIT_MIB": "500"}
+    # Limits on size and line length raised out of the way, a record whose one line is
+    # 2 GiB needs more memory than any machine's run of it may have under a 1 GiB cap.
+    daemons.values = {
+        **limit_values,
+        "GAS_JOB_MEMORY_LIMIT_MIB": "1024",
+        "GAS_MAX_LINE_BYTES": str(4 << 30),
+        "GAS_FREE_MAX_UNCOMPRESSED_BYTES": str(8 << 30),
+    }
     settings = settings_from(limit_values)
     user = free_user(settings)
     annotator = daemons.start("ann.annotator")
-    job = finished(settings, submit(settings, user).job_id)
+    huge = gzip_of((HEADER + b"chr1\t1\t", 1), (b"A" * MiB, 2048))
+    job = finished(settings, submit(settings, user, huge, "huge.vcf.gz").job_id, timeout=120)
     assert job.job_status == "FAILED"
-    assert job.error == "the annotation needed more than the 500 MiB of memory a job may use"
+    assert job.error == "the annotation needed more than the 1024 MiB of memory a job may use"
     assert run_ended(daemons, job.job_id)["exit_code"] == 0
     claims = [e for e in daemons.logs("ann.annotator") if e["msg"] == "job claimed"]
     assert len(claims) == 1
