@@ -4,6 +4,7 @@ forged page cursors, upload forms by the thousand, and reloads that submit again
 from __future__ import annotations
 
 import base64
+import calendar
 import html
 import json
 import re
@@ -14,7 +15,7 @@ import pytest
 from gas import aws
 from gas.jobs import _encode_cursor
 from gas.settings import settings_from
-from tests.web.conftest import job_requests
+from tests.web.conftest import in_one_window, job_requests
 from tests.web.test_routes import _token
 from tests.web.test_submit import _upload
 from web import create_app
@@ -74,7 +75,7 @@ def test_upload_forms_are_rate_limited(gas_values, provisioned, login):
     client = create_app(settings).test_client()
     with client.session_transaction() as session:
         session["user_id"], session["login_id"] = ada.user.user_id, ada.login_id
-    codes = [client.get("/annotate").status_code for _ in range(3)]
+    codes = in_one_window(lambda: [client.get("/annotate").status_code for _ in range(3)])
     assert codes == [200, 200, 429]
 
 
@@ -82,7 +83,7 @@ def test_an_upload_form_lasts_minutes_not_an_hour(login, web_settings):
     page = login().client.get("/annotate").get_data(as_text=True)
     policy = re.search(r'name="policy" value="([^"]+)"', page).group(1)
     expiration = json.loads(base64.b64decode(policy))["expiration"]
-    expires = time.mktime(time.strptime(expiration[:19], "%Y-%m-%dT%H:%M:%S")) - time.timezone
+    expires = calendar.timegm(time.strptime(expiration[:19], "%Y-%m-%dT%H:%M:%S"))
     assert expires - time.time() <= web_settings.upload_form_ttl_s + 5
     assert web_settings.upload_form_ttl_s <= 900
 

@@ -9,7 +9,7 @@ import pytest
 from gas.jobs import Job, JobStore
 from gas.settings import settings_from
 from gas.users import UserStore
-from tests.web.conftest import VCF
+from tests.web.conftest import VCF, in_one_window
 from web import create_app
 
 pytestmark = pytest.mark.integration
@@ -225,12 +225,14 @@ def test_submissions_are_rate_limited_per_user(gas_values, provisioned, login):
         type(ada)(client=_logged_in(client, ada), user=ada.user, login_id=ada.login_id)
     )
     auth = {"Authorization": f"Bearer {token}"}
-    codes = [
-        client.post(
-            "/api/v1/jobs", headers=auth, data={"file": (io.BytesIO(VCF), "r.vcf")}
-        ).status_code
-        for _ in range(3)
-    ]
+    codes = in_one_window(
+        lambda: [
+            client.post(
+                "/api/v1/jobs", headers=auth, data={"file": (io.BytesIO(VCF), "r.vcf")}
+            ).status_code
+            for _ in range(3)
+        ]
+    )
     assert codes == [201, 201, 429]
 
 
@@ -307,12 +309,15 @@ def test_the_browser_path_answers_429_over_the_rate_limit(gas_values, provisione
     client = _logged_in(app.test_client(), ada)
     from tests.web.conftest import upload_via_form
 
-    codes = []
-    for _ in range(2):
-        page = client.get("/annotate").get_data(as_text=True)
-        target = upload_via_form(page, VCF, "r.vcf").headers["Location"]
-        codes.append(client.get(target[target.index("/annotate/job") :]).status_code)
-    assert codes == [302, 429]
+    def submit_twice() -> list[int]:
+        codes = []
+        for _ in range(2):
+            page = client.get("/annotate").get_data(as_text=True)
+            target = upload_via_form(page, VCF, "r.vcf").headers["Location"]
+            codes.append(client.get(target[target.index("/annotate/job") :]).status_code)
+        return codes
+
+    assert in_one_window(submit_twice) == [302, 429]
 
 
 def test_a_tampered_page_cursor_is_refused_not_a_crash(login):
