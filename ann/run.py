@@ -67,7 +67,7 @@ class Heartbeat(threading.Thread):
 
 
 def result_keys(job: Job, input_name: str) -> tuple[str, str]:
-    """`<user>/<job>/<stem>.annot.vcf` and `<user>/<job>/<stem>.vcf.count.log` (DESIGN.md)."""
+    """`<user>/<job>/<stem>.annot.vcf` and `<user>/<job>/<stem>.vcf.count.log`."""
     stem = re.sub(r"\.vcf(\.gz)?$", "", input_name, flags=re.IGNORECASE)
     prefix = f"{job.user_id}/{job.job_id}/"
     return prefix + f"{stem}.annot.vcf", prefix + f"{stem}.vcf.count.log"

@@ -86,7 +86,7 @@ class Plan:
 
 
 def plan(s: Settings) -> Plan:
-    """Every resource of DESIGN.md, named by the settings."""
+    """Every resource GAS uses (buckets, tables, topics, queues), named by the settings."""
     return Plan(
         buckets=(s.inputs_bucket, s.results_bucket, s.archive_bucket),
         upload_bucket=s.inputs_bucket,

@@ -27,7 +27,7 @@ by rename, only on success.
 
 `build_data(cache, out)` builds the data bundle (`python -m ann.anntools build-data`),
 and is a no-op when it is current. The output contract (INFO keys, REGION classes,
-`GAS_<KEY>` renaming) is in /work/shared/DESIGN.md and docs/anntools.md.
+`GAS_<KEY>` renaming) is in docs/anntools.md.
 
 Modules: `sources` (the table of sources, as data), `bundle` and `tables` (building the
 on-disk format), `intervals` (interval arithmetic), `vcfio` (streaming VCF parsing),

@@ -24,7 +24,7 @@ def event(kind: str, obj: dict, event_id: str | None = None) -> dict:
 
 
 def signed(body: dict, secret: str, at: int | None = None) -> tuple[bytes, str]:
-    """The payload and Stripe-Signature header Stripe would send (EMULATOR.md)."""
+    """The payload and Stripe-Signature header Stripe would send (its documented signing scheme)."""
     payload = json.dumps(body).encode()
     t = int(time.time()) if at is None else at
     digest = hmac.new(secret.encode(), f"{t}.".encode() + payload, hashlib.sha256).hexdigest()
