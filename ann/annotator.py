@@ -61,7 +61,7 @@ def make_handler(settings: Settings) -> Handler:
         plan = "premium" if user and user.premium else "free"
         limit_s = settings.job_time_limit_s if plan == "premium" else settings.free_job_time_limit_s
         started = time.monotonic()
-        ended = run_job(job_id, claim_id, limit_s)
+        ended = run_job(job_id, claim_id, plan, limit_s)
         log.info(
             "job run ended",
             extra={
@@ -103,13 +103,14 @@ class RunEnded:
     peak_rss_mib: int
 
 
-def run_job(job_id: str, claim_id: str, time_limit_s: float) -> RunEnded:
-    """`ann/run.py` for one claimed job, stopped (with SIGKILL) if it outlives its limit."""
+def run_job(job_id: str, claim_id: str, plan: str, time_limit_s: float) -> RunEnded:
+    """`ann/run.py` for one claimed job of a user on `plan`, stopped (with SIGKILL) if it
+    outlives its limit."""
     # A session of its own: a stop signal for the annotator's process group (honcho,
     # systemd) must not reach the run, which the grace period lets finish. If the
     # annotator dies, the run dies with it (run.py asks for PDEATHSIG).
     run = subprocess.Popen(
-        [sys.executable, "-m", "ann.run", job_id, claim_id, str(os.getpid())],
+        [sys.executable, "-m", "ann.run", job_id, claim_id, str(os.getpid()), plan],
         start_new_session=True,
     )
     timed_out = threading.Event()

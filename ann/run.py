@@ -1,4 +1,4 @@
-"""One job, start to finish: `python -m ann.run <job_id> <claim_id> <annotator pid>`.
+"""One job, start to finish: `python -m ann.run <job_id> <claim_id> <annotator pid> <plan>`.
 
 Started by the annotator for a job it has claimed (RUNNING with `claim_id`).
 Downloads the input, annotates it with AnnTools, uploads the annotated VCF and
@@ -37,9 +37,9 @@ from gas.log import configure_logging, log_context
 from gas.messages import Bus
 from gas.settings import Settings, SettingsError, load_settings
 from gas.submit import human_size
-from gas.users import UserStore
 
 log = logging.getLogger("ann.run")
+PLANS = ("free", "premium")
 HEARTBEAT_S = 2.0
 PR_SET_PDEATHSIG = 1
 
@@ -79,7 +79,9 @@ def safe_local_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._+-]", "_", base) or "input.vcf"
 
 
-def run(settings: Settings, job_id: str, claim_id: str) -> int:
+def run(settings: Settings, job_id: str, claim_id: str, premium: bool) -> int:
+    """Annotate a claimed job; `premium`: its user's plan, as the annotator read it at claim
+    time (it sets the input's limits and whether the results are archived)."""
     jobs, files, bus = JobStore(settings), Files(settings), Bus(settings)
     job = jobs.get(job_id)
     if job is None or job.job_status != JobStatus.RUNNING or job.claim_id != claim_id:
@@ -90,7 +92,7 @@ def run(settings: Settings, job_id: str, claim_id: str) -> int:
         heartbeat = Heartbeat(jobs, job)
         try:
             heartbeat.start()
-            return _annotate(settings, jobs, files, bus, job, work, heartbeat)
+            return _annotate(settings, jobs, files, bus, job, work, heartbeat, premium)
         finally:
             heartbeat.stopped.set()
             shutil.rmtree(work, ignore_errors=True)
@@ -104,6 +106,7 @@ def _annotate(
     job: Job,
     work: Path,
     heartbeat: Heartbeat,
+    premium: bool,
 ) -> int:
     claim = job.claim_id or ""
     input_path = work / safe_local_name(job.input_file_name)
@@ -117,8 +120,6 @@ def _annotate(
     def progress(fraction: float) -> None:
         heartbeat.progress = max(heartbeat.progress, min(99, int(fraction * 100)))
 
-    user = UserStore(settings).get(job.user_id)
-    premium = bool(user and user.premium)
     try:
         result = annotate_file(
             input_path,
@@ -215,8 +216,11 @@ def _die_with_parent(parent: int) -> None:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 3 or not argv[2].isdigit():
-        print("usage: python -m ann.run <job_id> <claim_id> <annotator pid>", file=sys.stderr)
+    if len(argv) != 4 or not argv[2].isdigit() or argv[3] not in PLANS:
+        print(
+            "usage: python -m ann.run <job_id> <claim_id> <annotator pid> free|premium",
+            file=sys.stderr,
+        )
         return 2
     _die_with_parent(int(argv[2]))
     try:
@@ -226,9 +230,9 @@ def main(argv: list[str]) -> int:
         return 2
     configure_logging("run", settings.log_level)
     limit_memory(settings)
-    job_id, claim_id = argv[0], argv[1]
+    job_id, claim_id, premium = argv[0], argv[1], argv[3] == "premium"
     try:
-        return run(settings, job_id, claim_id)
+        return run(settings, job_id, claim_id, premium)
     except Exception as exc:
         if not ran_out_of_memory(exc):
             log.exception("job run crashed", extra={"job_id": job_id})

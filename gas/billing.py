@@ -162,7 +162,7 @@ class Billing:
             self._fresh_windows(user, user.downgraded_at or int(time.time()))
             return ALREADY_APPLIED
         if user.stripe_subscription_id != subscription.get("id"):
-            return "ignored: not the user's current subscription"
+            raise _Ignored("not the user's current subscription")
         now = int(time.time())
         if not self.users.become_free(user.user_id, event_id, subscription["id"], now):
             return ALREADY_APPLIED

@@ -314,22 +314,25 @@ def _check(s: Settings) -> None:
         raise SettingsError(f"{env_name('queue_max_receive_count')} must be 1-1000")
     if not 0 <= s.queue_visibility_timeout_s <= 43200:
         raise SettingsError(f"{env_name('queue_visibility_timeout_s')} must be 0-43200")
-    if not 0 < s.free_max_input_bytes <= s.max_input_bytes:
+    # A free plan's limit is positive and no more than the service's (premium) limit.
+    for free, service in (
+        ("free_max_input_bytes", "max_input_bytes"),
+        ("free_max_uncompressed_bytes", "max_uncompressed_bytes"),
+        ("free_job_time_limit_s", "job_time_limit_s"),
+    ):
+        if not 0 < getattr(s, free) <= getattr(s, service):
+            raise SettingsError(
+                f"{env_name(free)} must be positive and at most {env_name(service)}"
+            )
+    if s.annotator_slots < 0 or s.shutdown_grace_s < 0:
         raise SettingsError(
-            f"{env_name('free_max_input_bytes')} must be positive and at most "
-            f"{env_name('max_input_bytes')}"
-        )
-    if not 0 < s.free_max_uncompressed_bytes <= s.max_uncompressed_bytes:
-        raise SettingsError(
-            f"{env_name('free_max_uncompressed_bytes')} must be positive and at most "
-            f"{env_name('max_uncompressed_bytes')}"
-        )
-    if not 0 < s.free_job_time_limit_s <= s.job_time_limit_s:
-        raise SettingsError(
-            f"{env_name('free_job_time_limit_s')} must be positive and at most "
-            f"{env_name('job_time_limit_s')}"
+            f"{env_name('annotator_slots')} and {env_name('shutdown_grace_s')} must not be negative"
         )
     for name in (
+        "submit_rate_per_minute",
+        "upload_forms_per_minute",
+        "download_url_ttl_s",
+        "upload_form_ttl_s",
         "max_request_bytes",
         "max_line_bytes",
         "max_header_lines",
@@ -337,16 +340,6 @@ def _check(s: Settings) -> None:
         "session_lifetime_s",
         "session_idle_s",
         "max_logins_per_user",
-    ):
-        if getattr(s, name) < 1:
-            raise SettingsError(f"{env_name(name)} must be at least 1")
-    if s.annotator_slots < 0 or s.shutdown_grace_s < 0:
-        raise SettingsError(
-            f"{env_name('annotator_slots')} and {env_name('shutdown_grace_s')} must not be negative"
-        )
-    for name in (
-        "submit_rate_per_minute",
-        "download_url_ttl_s",
         "job_stale_after_s",
         "free_retention_s",
         "archive_sweep_s",

@@ -148,7 +148,6 @@ class Submissions:
         self, user: User, job_id: str, key: str, file_name: str, size: int, assembly: str
     ) -> Job:
         bucket = self.settings.inputs_bucket
-        file_name = clean_file_name(file_name) or "input.vcf"
         if size > self.limit_for(user):
             self.files.delete(bucket, key)
             raise Rejected(413, self.limit_message(user, file_name, size))
