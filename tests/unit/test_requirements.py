@@ -1,0 +1,99 @@
+"""requirements.txt is what production imports, no more; requirements-dev.txt the rest.
+
+An AWS host installs requirements.txt only, so a module the service imports but only
+the development file pins would fail there at start; a development tool in the runtime
+file would ship to every host.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import sys
+from importlib.metadata import packages_distributions
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+PRODUCT = ("gas", "web", "ann", "util")
+OURS = set(PRODUCT)
+# Development-only code inside the product packages: the local stack and its stand-ins.
+DEV_ONLY = (ROOT / "gas" / "standins", ROOT / "gas" / "localstack.py")
+# Runtime requirements production uses without an import statement of its own.
+USED_WITHOUT_IMPORT = {
+    "gunicorn": "serves the web tier (config/gunicorn.conf.py, the systemd unit)",
+    "jinja2": "the web tier's templates, rendered through Flask",
+}
+PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)", re.MULTILINE)
+
+
+def _name(dist: str) -> str:
+    return re.sub(r"[-_.]+", "-", dist).lower()
+
+
+def pins(path: Path) -> dict[str, str]:
+    return {_name(n): v for n, v in PIN.findall(path.read_text())}
+
+
+def direct(path: Path) -> set[str]:
+    lines = (line.split("#")[0].strip() for line in path.read_text().splitlines())
+    return {_name(re.split(r"[\[<>=; ]", line)[0]) for line in lines if line and line[0] != "-"}
+
+
+def product_files() -> list[Path]:
+    files = [p for package in PRODUCT for p in (ROOT / package).rglob("*.py")]
+    return [p for p in files if not any(p == d or d in p.parents for d in DEV_ONLY)]
+
+
+def imported_distributions() -> dict[str, set[str]]:
+    """Each third-party distribution production code imports, and the files importing it."""
+    by_module = packages_distributions()
+    found: dict[str, set[str]] = {}
+    for path in product_files():
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                top = name.split(".")[0]
+                if top in sys.stdlib_module_names or top in OURS:
+                    continue
+                assert top in by_module, f"{path.relative_to(ROOT)} imports {top}: not installed"
+                for dist in by_module[top]:
+                    found.setdefault(_name(dist), set()).add(str(path.relative_to(ROOT)))
+    return found
+
+
+def test_every_module_production_imports_is_a_runtime_requirement() -> None:
+    runtime = pins(ROOT / "requirements.txt")
+    missing = {d: sorted(f) for d, f in imported_distributions().items() if d not in runtime}
+    assert not missing, f"imported by production code but not in requirements.txt: {missing}"
+
+
+def test_every_direct_runtime_requirement_is_imported_by_production_code() -> None:
+    used = set(imported_distributions()) | set(USED_WITHOUT_IMPORT)
+    unused = direct(ROOT / "requirements.in") - used
+    assert not unused, f"requirements.in lists what production never imports: {sorted(unused)}"
+
+
+def test_development_tools_are_not_runtime_requirements() -> None:
+    runtime = pins(ROOT / "requirements.txt")
+    for tool in ("moto", "pytest", "playwright", "honcho", "ruff", "hypothesis", "cfn-lint"):
+        assert tool not in runtime, f"{tool} would be installed on every AWS host"
+        assert tool in pins(ROOT / "requirements-dev.txt"), f"{tool} is not pinned for development"
+
+
+def test_both_files_pin_every_package_with_hashes_and_agree() -> None:
+    runtime, dev = pins(ROOT / "requirements.txt"), pins(ROOT / "requirements-dev.txt")
+    for path in ("requirements.txt", "requirements-dev.txt"):
+        text = (ROOT / path).read_text()
+        blocks = re.split(r"\n(?=[A-Za-z0-9])", text)
+        unhashed = [b.split()[0] for b in blocks if "==" in b and "--hash=sha256:" not in b]
+        assert not unhashed, f"{path}: pinned without a hash: {unhashed}"
+        assert "/" not in "".join(re.findall(r"^--\S+ (\S+)", text, re.MULTILINE)), (
+            f"{path} names a machine's path or index"
+        )
+    differ = {n: (runtime[n], dev[n]) for n in runtime.keys() & dev.keys() if runtime[n] != dev[n]}
+    assert not differ, f"the two files pin different versions: {differ}"
