@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 from gas.jobs import JobStatus, JobStore
 from gas.messages import Bus
+from gas.metrics import count_outcome
 from gas.settings import Settings
 from gas.users import UserStore
 from gas.worker import Handler, Message, RetryLater, serve
@@ -73,6 +74,7 @@ def make_handler(settings: Settings) -> Handler:
         )
         if ended.timed_out and jobs.fail(job_id, time_limit(limit_s, plan), claim_id=claim_id):
             bus.job_finished(job_id, claimed.user_id, JobStatus.FAILED)
+            count_outcome(settings, JobStatus.FAILED)
             return
         if ended.exit_code == 0:
             return
@@ -87,6 +89,7 @@ def make_handler(settings: Settings) -> Handler:
         if message.receive_count >= settings.queue_max_receive_count:
             if jobs.fail(job_id, CRASHED, claim_id=claim_id):
                 bus.job_finished(job_id, claimed.user_id, JobStatus.FAILED)
+                count_outcome(settings, JobStatus.FAILED)
             return
         jobs.release(job_id, claim_id)
         raise RuntimeError(f"job run exited with {ended.exit_code}; handed back for another try")
@@ -106,9 +109,14 @@ class RunEnded:
 def run_job(job_id: str, claim_id: str, plan: str, time_limit_s: float) -> RunEnded:
     """`ann/run.py` for one claimed job of a user on `plan`, stopped (with SIGKILL) if it
     outlives its limit."""
-    # A session of its own: a stop signal for the annotator's process group (honcho,
-    # systemd) must not reach the run, which the grace period lets finish. If the
-    # annotator dies, the run dies with it (run.py asks for PDEATHSIG).
+    # A session of its own: a stop signal for the annotator's process group (honcho's)
+    # must not reach the run, which the grace period lets finish. systemd signals by
+    # cgroup, not by group or session: with KillMode=mixed its SIGTERM goes to the
+    # annotator only, and its SIGKILL, once the annotator has exited or TimeoutStopSec
+    # has passed, to everything left in the unit's cgroup, this session included; so there
+    # KillMode=mixed protects the run, and TimeoutStopSec > GAS_SHUTDOWN_GRACE_S lets the
+    # grace period end first. If the annotator dies, the run dies with it (run.py asks for
+    # PDEATHSIG).
     run = subprocess.Popen(
         [sys.executable, "-m", "ann.run", job_id, claim_id, str(os.getpid()), plan],
         start_new_session=True,

@@ -35,6 +35,7 @@ from gas.files import Files
 from gas.jobs import Job, JobStatus, JobStore
 from gas.log import configure_logging, log_context
 from gas.messages import Bus
+from gas.metrics import count_outcome
 from gas.settings import Settings, SettingsError, load_settings
 from gas.submit import human_size
 
@@ -115,7 +116,7 @@ def _annotate(
     except files.s3.exceptions.ClientError as exc:
         if aws.error_code(exc) not in aws.NO_SUCH_OBJECT:
             raise
-        return _finish_failed(jobs, bus, job, "input file not found")
+        return _finish_failed(settings, jobs, bus, job, "input file not found")
 
     def progress(fraction: float) -> None:
         heartbeat.progress = max(heartbeat.progress, min(99, int(fraction * 100)))
@@ -129,7 +130,7 @@ def _annotate(
             limits=input_limits(settings, premium),
         )
     except AnnotationError as exc:
-        return _finish_failed(jobs, bus, job, str(exc))
+        return _finish_failed(settings, jobs, bus, job, str(exc))
     if heartbeat.lost.is_set():
         log.warning("another run took this job over; leaving it to that run")
         return 0
@@ -158,6 +159,7 @@ def _annotate(
         return 0
     log.info("job completed", extra={"variant_count": result.variant_count})
     bus.job_finished(job.job_id, job.user_id, JobStatus.COMPLETED)
+    count_outcome(settings, JobStatus.COMPLETED)
     return 0
 
 
@@ -196,11 +198,12 @@ def limit_memory(settings: Settings) -> None:
 MAX_ERROR_CHARS = 1000
 
 
-def _finish_failed(jobs: JobStore, bus: Bus, job: Job, error: str) -> int:
+def _finish_failed(settings: Settings, jobs: JobStore, bus: Bus, job: Job, error: str) -> int:
     error = error if len(error) <= MAX_ERROR_CHARS else error[: MAX_ERROR_CHARS - 3] + "..."
     if jobs.fail(job.job_id, error, claim_id=job.claim_id):
         log.info("job failed: %s", error)
         bus.job_finished(job.job_id, job.user_id, JobStatus.FAILED)
+        count_outcome(settings, JobStatus.FAILED)
     return 0
 
 
@@ -243,7 +246,7 @@ def main(argv: list[str]) -> int:
     if job is None or job.claim_id != claim_id:
         return 0
     with log_context(job_id=job.job_id, user_id=job.user_id):
-        return _finish_failed(jobs, Bus(settings), job, out_of_memory(settings))
+        return _finish_failed(settings, jobs, Bus(settings), job, out_of_memory(settings))
 
 
 def ran_out_of_memory(exc: BaseException) -> bool:

@@ -198,13 +198,16 @@ def ensure_bucket(s3: BaseClient, name: str, region: str) -> Change:
     return Change("bucket", name, "created")
 
 
+PUBLIC_ACCESS_BLOCKED = {
+    "BlockPublicAcls": True,
+    "IgnorePublicAcls": True,
+    "BlockPublicPolicy": True,
+    "RestrictPublicBuckets": True,
+}
+
+
 def ensure_public_access_blocked(s3: BaseClient, bucket: str) -> Change:
-    wanted = {
-        "BlockPublicAcls": True,
-        "IgnorePublicAcls": True,
-        "BlockPublicPolicy": True,
-        "RestrictPublicBuckets": True,
-    }
+    wanted = PUBLIC_ACCESS_BLOCKED
     try:
         current = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
     except s3.exceptions.ClientError as exc:
@@ -217,9 +220,9 @@ def ensure_public_access_blocked(s3: BaseClient, bucket: str) -> Change:
     return Change("bucket-acl", bucket, "updated")
 
 
-def ensure_upload_cors(s3: BaseClient, bucket: str, web_url: str) -> Change:
-    """Browsers on the web origin POST uploads straight to this bucket."""
-    wanted = [
+def upload_cors_rules(web_url: str) -> list[dict[str, Any]]:
+    """Browsers on the web origin POST uploads straight to the inputs bucket."""
+    return [
         {
             "AllowedOrigins": [web_url.rstrip("/")],
             "AllowedMethods": ["POST"],
@@ -228,6 +231,10 @@ def ensure_upload_cors(s3: BaseClient, bucket: str, web_url: str) -> Change:
             "MaxAgeSeconds": 3000,
         }
     ]
+
+
+def ensure_upload_cors(s3: BaseClient, bucket: str, web_url: str) -> Change:
+    wanted = upload_cors_rules(web_url)
     current = _rules(lambda: s3.get_bucket_cors(Bucket=bucket), "CORSRules")
     if [{k: r[k] for k in wanted[0] if k in r} for r in current] == wanted:
         return Change("bucket-cors", bucket, "unchanged")
@@ -235,27 +242,28 @@ def ensure_upload_cors(s3: BaseClient, bucket: str, web_url: str) -> Change:
     return Change("bucket-cors", bucket, "updated")
 
 
-# Browser uploads carry UPLOAD_TAG until they become a job; what never does is expired,
-# and multipart uploads left incomplete are aborted.
+# Uploads cannot pile up: a lifecycle rule for each way one can be left behind. Browser
+# uploads carry UPLOAD_TAG until they become a job; what never does is expired, and
+# multipart uploads left incomplete are aborted.
 UPLOAD_EXPIRY_DAYS = 1
+UPLOAD_LIFECYCLE_RULES: list[dict[str, Any]] = [
+    {
+        "ID": "expire-unaccepted-uploads",
+        "Status": "Enabled",
+        "Filter": {"Tag": {"Key": UPLOAD_TAG[0], "Value": UPLOAD_TAG[1]}},
+        "Expiration": {"Days": UPLOAD_EXPIRY_DAYS},
+    },
+    {
+        "ID": "abort-incomplete-multipart-uploads",
+        "Status": "Enabled",
+        "Filter": {"Prefix": ""},
+        "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": UPLOAD_EXPIRY_DAYS},
+    },
+]
 
 
 def ensure_upload_expiry(s3: BaseClient, bucket: str) -> Change:
-    """Uploads cannot pile up: a lifecycle rule for each way one can be left behind."""
-    wanted = [
-        {
-            "ID": "expire-unaccepted-uploads",
-            "Status": "Enabled",
-            "Filter": {"Tag": {"Key": UPLOAD_TAG[0], "Value": UPLOAD_TAG[1]}},
-            "Expiration": {"Days": UPLOAD_EXPIRY_DAYS},
-        },
-        {
-            "ID": "abort-incomplete-multipart-uploads",
-            "Status": "Enabled",
-            "Filter": {"Prefix": ""},
-            "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": UPLOAD_EXPIRY_DAYS},
-        },
-    ]
+    wanted = UPLOAD_LIFECYCLE_RULES
     current = _rules(lambda: s3.get_bucket_lifecycle_configuration(Bucket=bucket), "Rules")
     if len(current) == len(wanted) and all(
         {k: r.get(k) for k in w} == w for r, w in zip(current, wanted, strict=True)

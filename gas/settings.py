@@ -143,6 +143,10 @@ class Settings:
         default="",
     )
     log_level: LogLevel = _doc("log level of every process", default="INFO")
+    metrics_namespace: str = _doc(
+        "CloudWatch namespace of the job outcome metrics (JobsCompleted, JobsFailed)",
+        default="GAS",
+    )
     web_bind: str = _doc("host:port gunicorn listens on", default="127.0.0.1:8080")
     web_workers: int = _doc("gunicorn worker processes", default=2)
 
