@@ -101,7 +101,7 @@ class Process(subprocess.Popen):
         super().__init__(args, env=env, start_new_session=True, **kw)
 
     def signal_group(self, signum: int) -> None:
-        """Send `signum` to the process's group, as honcho and systemd stop a service."""
+        """Send `signum` to the process's group, as honcho stops a process it started."""
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.pid, signum)
 

@@ -24,7 +24,6 @@ case "$tier" in
 esac
 
 id gas >/dev/null 2>&1 || useradd --system --home-dir /var/lib/gas --shell /sbin/nologin gas
-install -d -o gas -g gas -m 0750 /var/lib/gas /var/lib/gas/work
 
 make setup-runtime PYTHON=python3.11
 if [ "$tier" = annotator ]; then

@@ -54,7 +54,7 @@ class Daemons:
         name = name or module
         # A second process under one name would escape stop_all and outlive the test.
         assert name not in self.procs, f"a daemon named {name} is already running"
-        # A group of its own, as under honcho or systemd: a stop signal goes to the group.
+        # A group of its own, as under honcho, whose stop signal goes to the whole group.
         with (self.tmp_path / f"{name}.log").open("a") as log:
             proc = Process(
                 [sys.executable, "-m", module],
@@ -243,7 +243,19 @@ def test_sigterm_lets_the_running_job_finish(pipeline, user, daemons):
     jobs = JobStore(pipeline)
     wait_until(lambda: jobs.get(job.job_id).job_status == "RUNNING", interval=0.02,
                what="the job to start")  # fmt: skip
-    annotator.signal_group(signal.SIGTERM)  # the whole group, as honcho and systemd do
+    annotator.signal_group(signal.SIGTERM)  # the whole group, as honcho does
+    assert annotator.wait(60) == 0
+    assert jobs.get(job.job_id).job_status == "COMPLETED"
+    assert not [e for e in daemons.logs("ann.annotator") if e.get("exit_code", 0) != 0]
+
+
+def test_sigterm_to_the_main_process_only_lets_the_running_job_finish(pipeline, user, daemons):
+    annotator = daemons.start("ann.annotator")
+    job = submit(pipeline, user, big_vcf(400_000), "big.vcf.gz")
+    jobs = JobStore(pipeline)
+    wait_until(lambda: jobs.get(job.job_id).job_status == "RUNNING", interval=0.02,
+               what="the job to start")  # fmt: skip
+    annotator.send_signal(signal.SIGTERM)  # the annotator only, as KillMode=mixed does
     assert annotator.wait(60) == 0
     assert jobs.get(job.job_id).job_status == "COMPLETED"
     assert not [e for e in daemons.logs("ann.annotator") if e.get("exit_code", 0) != 0]
