@@ -88,7 +88,7 @@ def plan_from_template(t: Template) -> Plan:
     }
     topics_by_arn = {t.arn(k): t.name(k) for k in t.of_type("AWS::SNS::Topic")}
     queues = []
-    for logical_id, queue in t.of_type("AWS::SQS::Queue").items():
+    for logical_id in t.of_type("AWS::SQS::Queue"):
         p = t.props(logical_id)
         if "RedrivePolicy" not in p:
             continue  # a dead-letter queue: checked with its work queue
