@@ -398,7 +398,7 @@ def _ensure_sqs_queue(
     current = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
     arn = current["QueueArn"]
     if topic_arn:
-        wanted = {**wanted, "Policy": json.dumps(_sns_may_send(arn, topic_arn))}
+        wanted = {**wanted, "Policy": json.dumps(topic_may_send(arn, topic_arn))}
     differing = {k: v for k, v in wanted.items() if not _same_attribute(current.get(k), v)}
     if differing:
         sqs.set_queue_attributes(QueueUrl=url, Attributes=differing)
@@ -426,7 +426,7 @@ def _normalise(value: Any) -> Any:
     return str(value)
 
 
-def _sns_may_send(queue_arn: str, topic_arn: str) -> dict[str, Any]:
+def topic_may_send(queue_arn: str, topic_arn: str) -> dict[str, Any]:
     """Queue policy letting the topic deliver (AWS enforces it; the emulator does not)."""
     return {
         "Version": "2012-10-17",

@@ -25,6 +25,7 @@ from gas.provision import (
     Queue,
     Table,
     plan,
+    topic_may_send,
     upload_cors_rules,
 )
 from gas.settings import Settings
@@ -171,29 +172,17 @@ def test_queues_have_provisions_attributes_and_a_dead_letter_queue(
 
 
 def test_each_topic_delivers_raw_to_its_queues_and_only_it_may(t: Template) -> None:
-    grants = [
-        (statement, t.props(p)["Queues"])
+    policies = {
+        tuple(t.props(p)["Queues"]): t.props(p)["PolicyDocument"]
         for p in t.of_type("AWS::SQS::QueuePolicy")
-        for statement in t.props(p)["PolicyDocument"]["Statement"]
-    ]
+    }
     subscriptions = [t.props(s) for s in t.of_type("AWS::SNS::Subscription")]
-    assert subscriptions
+    assert len(subscriptions) == len(policies) == 4
     for sub in subscriptions:
         assert sub["Protocol"] == "sqs" and sub["RawMessageDelivery"] is True
         queue_arn, topic_arn = sub["Endpoint"], sub["TopicArn"]
         queue_url = f"https://sqs.us-east-1.amazonaws.com/123456789012/{queue_arn.split(':')[-1]}"
-        allowing = [
-            s
-            for s, urls in grants
-            if queue_url in urls
-            and s["Effect"] == "Allow"
-            and s["Principal"] == {"Service": "sns.amazonaws.com"}
-            and s["Action"] == "sqs:SendMessage"
-            and queue_arn in (s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]])
-            and s["Condition"] == {"ArnEquals": {"aws:SourceArn": topic_arn}}
-        ]
-        assert len(allowing) == 1, f"{topic_arn} -> {queue_arn}: {len(allowing)} policies"
-    assert len(grants) == len({(s["Sid"], tuple(q)) for s, q in grants})
+        assert policies[(queue_url,)] == topic_may_send(queue_arn, topic_arn)
 
 
 def test_no_secret_is_in_the_template_or_the_settings_it_writes(t: Template) -> None:
