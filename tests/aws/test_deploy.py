@@ -48,8 +48,11 @@ def data_plane(t: Template) -> dict[str, Any]:
     }
     used = json.dumps(resources)
     parameters = {k: p for k, p in t.body["Parameters"].items() if k in used}
-    return {"AWSTemplateFormatVersion": "2010-09-09", "Parameters": parameters,
-            "Resources": resources}  # fmt: skip
+    return {
+        "AWSTemplateFormatVersion": "2010-09-09",
+        "Parameters": parameters,
+        "Resources": resources,
+    }
 
 
 def apply_what_the_emulator_skips(t: Template, settings: Settings) -> None:
@@ -61,7 +64,9 @@ def apply_what_the_emulator_skips(t: Template, settings: Settings) -> None:
             Bucket=bucket, PublicAccessBlockConfiguration=p["PublicAccessBlockConfiguration"]
         )
         if "VersioningConfiguration" in p:
-            s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration=p["VersioningConfiguration"])  # fmt: skip
+            s3.put_bucket_versioning(
+                Bucket=bucket, VersioningConfiguration=p["VersioningConfiguration"]
+            )
         if cors_rules(p):
             s3.put_bucket_cors(Bucket=bucket, CORSConfiguration={"CORSRules": cors_rules(p)})
         if lifecycle_rules(p):
@@ -83,8 +88,12 @@ def apply_what_the_emulator_skips(t: Template, settings: Settings) -> None:
         attributes = {"RawMessageDelivery": str(p["RawMessageDelivery"]).lower()}
         if "FilterPolicy" in p:
             attributes["FilterPolicy"] = json.dumps(p["FilterPolicy"])
-        sns.subscribe(TopicArn=p["TopicArn"], Protocol=p["Protocol"], Endpoint=p["Endpoint"],
-                      Attributes=attributes)  # fmt: skip
+        sns.subscribe(
+            TopicArn=p["TopicArn"],
+            Protocol=p["Protocol"],
+            Endpoint=p["Endpoint"],
+            Attributes=attributes,
+        )
     for logical_id in t.of_type("AWS::SES::EmailIdentity"):
         ses.verify_email_identity(EmailAddress=t.props(logical_id)["EmailIdentity"])
 
@@ -132,9 +141,17 @@ def test_the_deployed_data_plane_is_what_provisioning_would_make(deployed) -> No
     changes = provision(settings, report=lambda _change: None)
     assert [str(c) for c in changes if c.action != "unchanged"] == []
     assert {c.kind for c in changes} == {
-        "bucket", "bucket-acl", "bucket-cors", "bucket-lifecycle", "versioning", "table",
-        "topic", "queue", "subscription", "ses-sender",
-    }  # fmt: skip
+        "bucket",
+        "bucket-acl",
+        "bucket-cors",
+        "bucket-lifecycle",
+        "versioning",
+        "table",
+        "topic",
+        "queue",
+        "subscription",
+        "ses-sender",
+    }
 
 
 def _waiting(settings: Settings, queue: str) -> list[dict[str, Any]]:
@@ -156,8 +173,10 @@ def test_a_published_job_reaches_the_annotators_queue(deployed) -> None:
     _t, settings = deployed
     Bus(settings).job_requested("job-1", "user-1")
     received: list[dict[str, Any]] = []
-    wait_until(lambda: received.extend(_waiting(settings, settings.job_requests_queue)) or received,
-               what="the job request in its queue")  # fmt: skip
+    wait_until(
+        lambda: received.extend(_waiting(settings, settings.job_requests_queue)) or received,
+        what="the job request in its queue",
+    )
     (message,) = received
     assert json.loads(message["Body"])["job_id"] == "job-1"  # raw delivery: the body as sent
     assert message["MessageAttributes"]["type"]["StringValue"] == "job_request"
@@ -168,12 +187,16 @@ def test_storage_messages_reach_only_the_queue_of_their_type(deployed) -> None:
     bus = Bus(settings)
     bus.restore_requested("user-1")
     received: list[dict[str, Any]] = []
-    wait_until(lambda: received.extend(_waiting(settings, settings.restore_queue)) or received,
-               what="the restore request in its queue")  # fmt: skip
+    wait_until(
+        lambda: received.extend(_waiting(settings, settings.restore_queue)) or received,
+        what="the restore request in its queue",
+    )
     assert [json.loads(m["Body"])["type"] for m in received] == ["restore"]
     bus.archive_requested("job-1", "user-1")
     # The archive queue delays every message by the retention window.
-    wait_until(lambda: _delayed(settings, settings.archive_queue) == 1,
-               what="the archive request, delayed, in its queue")  # fmt: skip
+    wait_until(
+        lambda: _delayed(settings, settings.archive_queue) == 1,
+        what="the archive request, delayed, in its queue",
+    )
     assert _waiting(settings, settings.restore_queue) == []
     assert _delayed(settings, settings.restore_queue) == 0
