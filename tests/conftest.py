@@ -19,7 +19,7 @@ import requests
 from gas import aws
 from gas.provision import provision
 from gas.settings import CONFIG_DIR, Settings, read_env_file, settings_from
-from tests import processes
+from tests import awscalls, processes
 from tests.processes import Process
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -111,9 +111,19 @@ def wait_serving(proc: Process, ready: Callable[[], T], what: str, timeout: floa
 
 def pytest_configure(config: pytest.Config) -> None:
     processes.tag_the_suite()
+    awscalls.start()  # what the processes the suite starts call, for tests/aws/test_iam.py
     # A run stopped with SIGTERM (a CI time limit, `kill`) tears down as Ctrl-C does, so the
     # processes its tests started are stopped too.
     signal.signal(signal.SIGTERM, _interrupt)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    awscalls.stop()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked `after_all` run last: they read what the others left (AWS calls)."""
+    items.sort(key=lambda item: item.get_closest_marker("after_all") is not None)
 
 
 def _interrupt(_signum: int, _frame: object) -> None:

@@ -270,3 +270,11 @@ def test_hosts_enable_units_that_exist() -> None:
     boot = (ROOT / "config" / "aws" / "boot.sh").read_text()
     named = set(re.findall(r"\bgas-[a-z]+(?=[ )])", boot.split("case", 1)[1].split("esac")[0]))
     assert named and all((SYSTEMD / f"{unit}.service").exists() for unit in named), named
+
+
+@pytest.mark.parametrize("script", ["boot.sh", "drain.sh"])
+def test_the_hosts_scripts_parse(script: str) -> None:
+    path = ROOT / "config" / "aws" / script
+    result = run(["bash", "-n", str(path)], timeout=30, check=False)
+    assert result.returncode == 0, result.stderr
+    assert path.stat().st_mode & 0o111, f"{script} is not executable"

@@ -17,6 +17,7 @@ from ann.anntools import annotate_file
 from gas import aws
 from gas.jobs import Job, JobStore
 from gas.messages import Bus
+from gas.metrics import OUTCOME_METRICS
 from gas.settings import settings_from
 from gas.standins.mail import Outbox
 from gas.users import UserStore
@@ -160,6 +161,7 @@ def test_a_bad_vcf_fails_with_the_engines_message_and_is_not_retried(pipeline, u
     assert job.error in sent(pipeline)[0].body
     claims = [e for e in daemons.logs("ann.annotator") if e["msg"] == "job claimed"]
     assert len(claims) == 1
+    assert outcomes_counted(pipeline) == {"JobsCompleted": 0, "JobsFailed": 1}
 
 
 def test_a_missing_input_fails_the_job(pipeline, user, daemons):
@@ -171,6 +173,21 @@ def test_a_missing_input_fails_the_job(pipeline, user, daemons):
     Bus(pipeline).job_requested(job.job_id, user.user_id)
     failed = finished(pipeline, job.job_id)
     assert (failed.job_status, failed.error) == ("FAILED", "input file not found")
+
+
+def outcomes_counted(settings) -> dict[str, float]:
+    """The job outcome metrics in CloudWatch (what the failure-rate alarm reads): totals."""
+    cloudwatch, now = aws.client(settings, "cloudwatch"), time.time()
+    return {
+        name: sum(
+            point["Sum"]
+            for point in cloudwatch.get_metric_statistics(
+                Namespace=settings.metrics_namespace, MetricName=name, StartTime=now - 3600,
+                EndTime=now + 60, Period=60, Statistics=["Sum"],
+            )["Datapoints"]
+        )
+        for name in OUTCOME_METRICS.values()
+    }  # fmt: skip
 
 
 def queue_empty(settings, name: str) -> bool:
@@ -201,6 +218,7 @@ def test_a_request_delivered_twice_gives_one_result_and_one_email(pipeline, user
     wait_until(lambda: queue_empty(pipeline, pipeline.job_results_queue), what="emails sent")
     assert len(sent(pipeline)) == 1
     assert len(results(pipeline)) == 2
+    assert outcomes_counted(pipeline) == {"JobsCompleted": 1, "JobsFailed": 0}
 
 
 def test_twenty_jobs_at_once_each_complete_exactly_once(pipeline, user, daemons):
