@@ -22,8 +22,17 @@ from typing import Any
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 _PRODUCT = ("web", "ann", "util")
-_KEPT = ("Bucket", "TableName", "IndexName", "QueueUrl", "QueueName", "TopicArn", "Source",
-         "Namespace", "ClientMethod")  # fmt: skip
+_KEPT = (
+    "Bucket",
+    "TableName",
+    "IndexName",
+    "QueueUrl",
+    "QueueName",
+    "TopicArn",
+    "Source",
+    "Namespace",
+    "ClientMethod",
+)
 _files: dict[int, Any] = {}
 
 
@@ -60,12 +69,16 @@ def _summary(params: dict[str, Any]) -> dict[str, Any]:
     if isinstance(source, dict):
         kept["CopySource"] = {"Bucket": source["Bucket"], "VersionId": "VersionId" in source}
     elif isinstance(source, str):
-        kept["CopySource"] = {"Bucket": source.lstrip("/").split("/")[0],
-                              "VersionId": "versionId=" in source}  # fmt: skip
+        kept["CopySource"] = {
+            "Bucket": source.lstrip("/").split("/")[0],
+            "VersionId": "versionId=" in source,
+        }
     if "TransactItems" in params:
         kept["TransactItems"] = [
-            [kind, body["TableName"]] for item in params["TransactItems"] for kind, body in item.items()
-        ]  # fmt: skip
+            [kind, body["TableName"]]
+            for item in params["TransactItems"]
+            for kind, body in item.items()
+        ]
     return kept
 
 
@@ -83,15 +96,27 @@ def _patch(client_module: Any) -> None:
 
     presign_url, presign_post = signers.generate_presigned_url, signers.generate_presigned_post
 
-    def recorded_url(self: Any, ClientMethod: str, Params: Any = None, **kwargs: Any) -> Any:  # noqa: N803
+    def recorded_url(self: Any, ClientMethod: str, Params: Any = None, **kwargs: Any) -> Any:
         operation = self._PY_TO_OP_NAME[ClientMethod]
-        _write({"service": self.meta.service_model.service_name, "operation": operation,
-                "params": _summary(Params or {}), "presigned": True})  # fmt: skip
+        _write(
+            {
+                "service": self.meta.service_model.service_name,
+                "operation": operation,
+                "params": _summary(Params or {}),
+                "presigned": True,
+            }
+        )
         return presign_url(self, ClientMethod, Params, **kwargs)
 
-    def recorded_post(self: Any, Bucket: str, Key: str, *args: Any, **kwargs: Any) -> Any:  # noqa: N803
-        _write({"service": "s3", "operation": "PutObject", "params": {"Bucket": Bucket},
-                "presigned": True})  # fmt: skip
+    def recorded_post(self: Any, Bucket: str, Key: str, *args: Any, **kwargs: Any) -> Any:
+        _write(
+            {
+                "service": "s3",
+                "operation": "PutObject",
+                "params": {"Bucket": Bucket},
+                "presigned": True,
+            }
+        )
         return presign_post(self, Bucket, Key, *args, **kwargs)
 
     signers.generate_presigned_url = recorded_url
