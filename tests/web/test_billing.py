@@ -166,6 +166,23 @@ def test_a_cancelled_subscription_makes_the_user_free_with_a_fresh_window(
     ]
 
 
+def test_an_event_without_our_metadata_is_matched_by_its_stripe_customer(login, post_event,
+                                                                         web_settings):  # fmt: skip
+    """A subscription changed outside GAS (in Stripe's dashboard) has no user_id metadata."""
+    ada = login()
+    post_event(checkout_completed(ada.user.user_id))
+    cancelled = event("customer.subscription.deleted", {
+        "id": "sub_1", "object": "subscription", "customer": "cus_1", "status": "canceled",
+    })  # fmt: skip
+    assert post_event(cancelled).json["outcome"] == "free"
+    assert not UserStore(web_settings).get(ada.user.user_id).premium
+    stranger = event("customer.subscription.deleted", {
+        "id": "sub_9", "object": "subscription", "customer": "cus_9", "status": "canceled",
+    })  # fmt: skip
+    response = post_event(stranger)
+    assert response.json["outcome"] == "ignored: an event for an unknown customer"
+
+
 def test_a_failed_payment_shows_a_notice_and_sends_an_email_request(login, post_event,
                                                                     web_settings):  # fmt: skip
     ada = login()
