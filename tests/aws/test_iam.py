@@ -115,6 +115,8 @@ def needs(t: Template, names: Names, settings: Settings, tier: str, call: dict) 
         action = S3_OBJECT_ACTIONS.get(operation, operation)
         if params.get("VersionId") and action in ("GetObject", "DeleteObject"):
             action += "Version"
+        if params.get("Tagging"):  # an upload form that tags what it uploads
+            return [need(f"s3:{action}", objects), need("s3:PutObjectTagging", objects)]
         return [need(f"s3:{action}", objects)]
     if service == "dynamodb":
         if operation == "TransactWriteItems":

@@ -113,7 +113,7 @@ def _patch(client_module: Any) -> None:
             {
                 "service": "s3",
                 "operation": "PutObject",
-                "params": {"Bucket": Bucket},
+                "params": {"Bucket": Bucket, "Tagging": "tagging" in (kwargs.get("Fields") or {})},
                 "presigned": True,
             }
         )
