@@ -58,7 +58,7 @@ data: setup-runtime
 ## bench: every benchmark
 bench: bench-annotate bench-pipeline
 
-## bench-pipeline: submit->COMPLETED latency and jobs/min on the local pipeline
+## bench-pipeline: submit->COMPLETED latency and jobs/min through the public API of the local stack
 bench-pipeline: setup data
 	$(PY) -m tests.bench.pipeline
 

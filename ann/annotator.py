@@ -1,10 +1,11 @@
 """The annotator daemon: runs each requested job, once in effect.
 
 For a job request it claims the job (a conditional PENDING -> RUNNING, or a
-take-over of a RUNNING job whose run stopped heartbeating), then runs
-`ann/run.py` as a subprocess, so a crash in annotation cannot take the daemon
-down; the worker loop keeps the message invisible meanwhile and deletes it once
-run.py has recorded COMPLETED or FAILED.
+take-over of a RUNNING job whose run stopped heartbeating), then runs it in a
+process of its own, forked by the warm runners (`ann/warm.py`: the engine and its
+libraries imported once), so a crash in annotation cannot take the daemon down;
+the worker loop keeps the message invisible meanwhile and deletes it once the run
+has recorded COMPLETED or FAILED.
 
 A request for a job another run is working on (fresh heartbeat) is postponed,
 not dropped: if that run dies, this message is how the job gets taken over.
@@ -13,6 +14,7 @@ not dropped: if that run dies, this message is how the job gets taken over.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -23,6 +25,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import BinaryIO, TypeVar
 
 from gas.jobs import JobStatus, JobStore
 from gas.messages import Bus
@@ -32,6 +35,7 @@ from gas.users import UserStore
 from gas.worker import Handler, Message, RetryLater, serve
 
 log = logging.getLogger("ann.annotator")
+T = TypeVar("T")
 
 CRASHED = (
     "The annotation stopped unexpectedly several times; this is our fault, not your file's. "
@@ -45,6 +49,8 @@ def slots(settings: Settings) -> int:
 
 def make_handler(settings: Settings) -> Handler:
     jobs, bus, users = JobStore(settings), Bus(settings), UserStore(settings)
+    runners = WarmRunners()
+    runners.start()  # importing the engine and its libraries, while we connect
 
     def handle(message: Message) -> None:
         job_id = message.body.get("job_id")
@@ -62,7 +68,7 @@ def make_handler(settings: Settings) -> Handler:
         plan = "premium" if user and user.premium else "free"
         limit_s = settings.job_time_limit_s if plan == "premium" else settings.free_job_time_limit_s
         started = time.monotonic()
-        ended = run_job(job_id, claim_id, plan, limit_s)
+        ended = runners.run(job_id, claim_id, plan, limit_s)
         log.info(
             "job run ended",
             extra={
@@ -106,37 +112,101 @@ class RunEnded:
     peak_rss_mib: int
 
 
-def run_job(job_id: str, claim_id: str, plan: str, time_limit_s: float) -> RunEnded:
-    """`ann/run.py` for one claimed job of a user on `plan`, stopped (with SIGKILL) if it
-    outlives its limit."""
-    # A session of its own: a stop signal for the annotator's process group (honcho's)
-    # must not reach the run, which the grace period lets finish. systemd signals by
-    # cgroup, not by group or session: with KillMode=mixed its SIGTERM goes to the
-    # annotator only, and its SIGKILL, once the annotator has exited or TimeoutStopSec
-    # has passed, to everything left in the unit's cgroup, this session included; so there
-    # KillMode=mixed protects the run, and TimeoutStopSec > GAS_SHUTDOWN_GRACE_S lets the
-    # grace period end first. If the annotator dies, the run dies with it (run.py asks for
-    # PDEATHSIG).
-    run = subprocess.Popen(
-        [sys.executable, "-m", "ann.run", job_id, claim_id, str(os.getpid()), plan],
-        start_new_session=True,
-    )
-    timed_out = threading.Event()
+# A job whose process died with the runners process (killed, crashed): handed back.
+LOST = RunEnded(-signal.SIGKILL, timed_out=False, peak_rss_mib=0)
 
-    def stop() -> None:
-        timed_out.set()
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(run.pid, signal.SIGKILL)
 
-    timer = threading.Timer(time_limit_s, stop)
-    timer.daemon = True
-    timer.start()
-    try:
-        _, status, usage = os.wait4(run.pid, 0)  # as waitpid, and the run's resource usage
-    finally:
-        timer.cancel()
-    run.returncode = os.waitstatus_to_exitcode(status)
-    return RunEnded(run.returncode, timed_out.is_set(), usage.ru_maxrss // 1024)
+class WarmRunners:
+    """The annotator's side of `ann/warm.py`: the process that forks one process per job
+    with everything imported. Started with the annotator, started again if it dies."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._process: subprocess.Popen[bytes] | None = None
+        self._requests: BinaryIO | None = None
+        self._started: dict[str, int] = {}  # claim id -> the pid of its job's process
+        self._ended: dict[int, dict[str, int]] = {}  # pid -> how it ended
+
+    def start(self) -> None:
+        with self._changed:
+            self._ensure_running()
+
+    def _ensure_running(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            return
+        requests_read, requests_write = os.pipe()
+        replies_read, replies_write = os.pipe()
+        # A session of its own: a stop signal for the annotator's process group (honcho's)
+        # must not reach the jobs, which the grace period lets finish. systemd signals by
+        # cgroup, not by group or session: with KillMode=mixed its SIGTERM goes to the
+        # annotator only, and its SIGKILL, once the annotator has exited or TimeoutStopSec
+        # has passed, to everything left in the unit's cgroup, this session included; so
+        # there KillMode=mixed protects the jobs, and TimeoutStopSec > GAS_SHUTDOWN_GRACE_S
+        # lets the grace period end first. If the annotator dies, the runners and their
+        # jobs die with it (PDEATHSIG).
+        process = subprocess.Popen(
+            [sys.executable, "-m", "ann.warm", str(os.getpid()),
+             str(requests_read), str(replies_write)],
+            pass_fds=(requests_read, replies_write),
+            start_new_session=True,
+        )  # fmt: skip
+        os.close(requests_read)
+        os.close(replies_write)
+        self._process, self._requests = process, os.fdopen(requests_write, "wb", buffering=0)
+        replies = os.fdopen(replies_read, "rb")
+        threading.Thread(target=self._read, args=(process, replies), daemon=True).start()
+
+    def _read(self, process: subprocess.Popen[bytes], replies: BinaryIO) -> None:
+        for line in replies:
+            reply = json.loads(line)
+            with self._changed:
+                if "claim_id" in reply:
+                    self._started[reply["claim_id"]] = reply["pid"]
+                else:
+                    self._ended[reply["pid"]] = reply
+                self._changed.notify_all()
+        process.wait()  # gone: its jobs went with it (PDEATHSIG)
+        with self._changed:
+            self._changed.notify_all()
+        log.warning("the warm runners process exited with %s", process.returncode)
+
+    def run(self, job_id: str, claim_id: str, plan: str, time_limit_s: float) -> RunEnded:
+        """Run one claimed job of a user on `plan`, stopped (SIGKILL) past its limit."""
+        request = json.dumps({"job_id": job_id, "claim_id": claim_id, "plan": plan})
+        with self._changed:
+            self._ensure_running()
+            process = self._process
+            assert process is not None and self._requests is not None
+            with contextlib.suppress(BrokenPipeError):  # it died: seen below, a job lost
+                self._requests.write(request.encode() + b"\n")
+            pid = self._wait(lambda: self._started.pop(claim_id, None), process)
+        if pid is None:
+            return LOST
+        timed_out = threading.Event()
+
+        def stop() -> None:
+            timed_out.set()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)  # the job's session, all it started
+
+        timer = threading.Timer(time_limit_s, stop)
+        timer.daemon = True
+        timer.start()
+        try:
+            with self._changed:
+                ended = self._wait(lambda: self._ended.pop(pid, None), process)
+        finally:
+            timer.cancel()
+        if ended is None:
+            return LOST
+        # A forked job's peak starts from what it was forked with (the runners' own).
+        return RunEnded(ended["exit_code"], timed_out.is_set(), ended["peak_rss_kib"] // 1024)
+
+    def _wait(self, found: Callable[[], T | None], process: subprocess.Popen[bytes]) -> T | None:
+        """Until `found()` gives a value, or the runners process serving it is gone."""
+        while (value := found()) is None and process.poll() is None:
+            self._changed.wait(1)
+        return value if value is not None else found()
 
 
 def time_limit(limit_s: int, plan: str) -> str:

@@ -1,6 +1,7 @@
 """One job, start to finish: `python -m ann.run <job_id> <claim_id> <annotator pid> <plan>`.
 
-Started by the annotator for a job it has claimed (RUNNING with `claim_id`).
+Run for a job the annotator has claimed (RUNNING with `claim_id`): by the warm
+runners (`ann/warm.py`, a process forked per job calling `execute`), or as a command.
 Downloads the input, annotates it with AnnTools, uploads the annotated VCF and
 its log, records COMPLETED (or FAILED with the engine's message) and publishes
 the outcome. While it works, a heartbeat records progress every 2 s, which also
@@ -207,25 +208,32 @@ def _finish_failed(settings: Settings, jobs: JobStore, bus: Bus, job: Job, error
     return 0
 
 
-def _die_with_parent(parent: int) -> None:
-    """If the annotator dies (kill -9), this run dies too, instead of racing a re-claim."""
+def die_with_parent(parent: int) -> None:
+    """If our parent dies (kill -9), this process dies too, instead of racing a re-claim."""
     try:
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     except OSError:  # not Linux: the claim check at completion still protects the job
         return
-    if os.getppid() != parent:  # the annotator died before prctl took effect
+    if os.getppid() != parent:  # the parent died before prctl took effect
         os._exit(1)
 
 
 def main(argv: list[str]) -> int:
+    """`python -m ann.run`: one job in a fresh interpreter (the warm runners of
+    ann/warm.py run the same `execute` in a process forked with everything imported)."""
     if len(argv) != 4 or not argv[2].isdigit() or argv[3] not in PLANS:
         print(
             "usage: python -m ann.run <job_id> <claim_id> <annotator pid> free|premium",
             file=sys.stderr,
         )
         return 2
-    _die_with_parent(int(argv[2]))
+    die_with_parent(int(argv[2]))
+    return execute(argv[0], argv[1], argv[3])
+
+
+def execute(job_id: str, claim_id: str, plan: str) -> int:
+    """Run one claimed job in this process, under the job's memory limit; the exit code."""
     try:
         settings = load_settings()
     except SettingsError as exc:
@@ -233,9 +241,8 @@ def main(argv: list[str]) -> int:
         return 2
     configure_logging("run", settings.log_level)
     limit_memory(settings)
-    job_id, claim_id, premium = argv[0], argv[1], argv[3] == "premium"
     try:
-        return run(settings, job_id, claim_id, premium)
+        return run(settings, job_id, claim_id, plan == "premium")
     except Exception as exc:
         if not ran_out_of_memory(exc):
             log.exception("job run crashed", extra={"job_id": job_id})

@@ -60,7 +60,7 @@ def tier_of(argv: list[str], caller: str | None) -> str | None:
     program = argv[0] if argv else ""
     if "gunicorn" in program:
         return "web"
-    if program.endswith(("ann/annotator.py", "ann/run.py")):
+    if program.endswith(("ann/annotator.py", "ann/warm.py", "ann/run.py")):
         return "annotator"
     if re.search(r"util/(notify|archive|restore|thaw)\.py$", program):
         return "utils"

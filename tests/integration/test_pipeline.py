@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -253,6 +254,36 @@ def test_a_job_survives_kill_9_of_its_annotator(pipeline, user, daemons):
     assert len(results(pipeline)) == 2
     takeovers = [e for e in daemons.logs("second") if e["msg"] == "job claimed"]
     assert len(takeovers) == 1
+
+
+def child_running(parent: int, module: str) -> int | None:
+    """The pid of a child of `parent` running `python -m <module>`, if there is one."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rpartition(")")[2].split()[1])
+            command = (stat.parent / "cmdline").read_bytes().split(b"\0")
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == parent and module.encode() in command:
+            return int(stat.parent.name)
+    return None
+
+
+def test_a_job_survives_kill_9_of_the_warm_runners(pipeline, user, daemons):
+    annotator = daemons.start("ann.annotator")
+    job = submit(pipeline, user, big_vcf(400_000), "big.vcf.gz")
+    jobs = JobStore(pipeline)
+    wait_until(lambda: jobs.get(job.job_id).job_status == "RUNNING", interval=0.02,
+               what="the job to start")  # fmt: skip
+    runners = wait_until(lambda: child_running(annotator.pid, "ann.warm"), what="the runners")
+    os.kill(runners, signal.SIGKILL)  # and with them, the job's process (PDEATHSIG)
+    done = finished(pipeline, job.job_id, timeout=120)
+    assert done.job_status == "COMPLETED"
+    assert annotator.poll() is None  # the annotator lives on, with new runners
+    assert child_running(annotator.pid, "ann.warm") not in (None, runners)
+    logs = daemons.logs("ann.annotator")
+    assert len([e for e in logs if e["msg"] == "job claimed"]) == 2  # handed back, run again
+    assert len([e for e in logs if e["msg"] == "job completed"]) == 1
 
 
 def test_sigterm_lets_the_running_job_finish(pipeline, user, daemons):
