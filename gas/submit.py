@@ -95,7 +95,7 @@ class Submissions:
         """A fresh job id and the presigned form that uploads its input straight to S3.
         Rate-limited like submissions: each form lets its holder put an object in S3."""
         per_minute = self.settings.upload_forms_per_minute
-        if not self.users.take_upload_form(user.user_id, per_minute):
+        if not self.users.take_upload_form(user, per_minute):
             raise Rejected(
                 429,
                 f"You can open up to {per_minute} upload forms a minute; "
@@ -163,7 +163,7 @@ class Submissions:
         except Rejected:
             self.files.delete(bucket, key)
             raise
-        if not self.users.take_submission(user.user_id, self.settings.submit_rate_per_minute):
+        if not self.users.take_submission(user, self.settings.submit_rate_per_minute):
             self.files.delete(bucket, key)
             raise Rejected(
                 429,

@@ -63,6 +63,8 @@ class User:
     downgraded_at: int | None = None  # when they last became free again
     billing_notice: str | None = None  # e.g. a failed payment, shown on the profile
     logins: tuple[Login, ...] = ()  # live browser logins, oldest first
+    # The minute each rate-limit counter last counted in, as read (see UserStore._take).
+    rate_windows: tuple[tuple[str, int], ...] = ()
 
     def login(self, login_id: str) -> Login | None:
         return next((login for login in self.logins if login.login_id == login_id), None)
@@ -301,45 +303,47 @@ class UserStore:
 
     # -- submission rate limit -------------------------------------------------------------
 
-    def take_submission(self, user_id: str, per_minute: int) -> bool:
+    def take_submission(self, user: User, per_minute: int) -> bool:
         """Count one job submission; False when the user already made `per_minute` this minute."""
-        return self._take(user_id, "submit", per_minute)
+        return self._take(user, "submit", per_minute)
 
-    def take_upload_form(self, user_id: str, per_minute: int) -> bool:
+    def take_upload_form(self, user: User, per_minute: int) -> bool:
         """Count one upload form (a presigned POST); False past `per_minute` this minute."""
-        return self._take(user_id, "form", per_minute)
+        return self._take(user, "form", per_minute)
 
-    def _take(self, user_id: str, counter: str, per_minute: int) -> bool:
+    def _take(self, user: User, counter: str, per_minute: int) -> bool:
         """A fixed one-minute window per counter, on the user item: conditional writes, so
-        it holds across every web process and instance."""
+        it holds across every web process and instance. The write tried first is the one
+        the user item (as the request read it) says will succeed: one call, usually."""
         window = int(time.time()) // 60
         names = {"#w": f"{counter}_window", "#c": f"{counter}_count"}
-        values = {":w": {"N": str(window)}, ":limit": {"N": str(per_minute)}, ":one": {"N": "1"}}
-        conditional = self.dynamodb.exceptions.ConditionalCheckFailedException
-        try:  # same window, still under the limit
-            self.dynamodb.update_item(
-                TableName=self.table,
-                Key={"user_id": {"S": user_id}},
-                UpdateExpression="SET #c = #c + :one",
-                ConditionExpression="#w = :w AND #c < :limit",
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-            )
-            return True
-        except conditional:
-            pass
-        try:  # a new window starts at one
-            self.dynamodb.update_item(
-                TableName=self.table,
-                Key={"user_id": {"S": user_id}},
-                UpdateExpression="SET #w = :w, #c = :one",
-                ConditionExpression="attribute_not_exists(#w) OR #w < :w",
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues={":w": values[":w"], ":one": values[":one"]},
-            )
-            return True
-        except conditional:
-            return False
+        same_window = {
+            "UpdateExpression": "SET #c = #c + :one",
+            "ConditionExpression": "#w = :w AND #c < :limit",
+            "ExpressionAttributeValues": {
+                ":w": {"N": str(window)}, ":limit": {"N": str(per_minute)}, ":one": {"N": "1"},
+            },
+        }  # fmt: skip
+        new_window = {
+            "UpdateExpression": "SET #w = :w, #c = :one",
+            "ConditionExpression": "attribute_not_exists(#w) OR #w < :w",
+            "ExpressionAttributeValues": {":w": {"N": str(window)}, ":one": {"N": "1"}},
+        }
+        attempts = [same_window, new_window]
+        if dict(user.rate_windows).get(counter) != window:
+            attempts.reverse()
+        for attempt in attempts:
+            try:
+                self.dynamodb.update_item(
+                    TableName=self.table,
+                    Key={"user_id": {"S": user.user_id}},
+                    ExpressionAttributeNames=names,
+                    **attempt,
+                )
+                return True
+            except self.dynamodb.exceptions.ConditionalCheckFailedException:
+                continue
+        return False
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -390,6 +394,11 @@ def _user(item: dict[str, Any]) -> User:
         downgraded_at=int(item["downgraded_at"]) if "downgraded_at" in item else None,
         billing_notice=item.get("billing_notice"),
         logins=_logins(item.get("logins", {})),
+        rate_windows=tuple(
+            (key.removesuffix("_window"), int(value))
+            for key, value in item.items()
+            if key.endswith("_window")
+        ),
     )
 
 

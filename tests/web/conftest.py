@@ -6,6 +6,7 @@ import html
 import re
 import secrets
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -15,6 +16,7 @@ import requests
 from flask.testing import FlaskClient
 
 from gas import aws
+from gas.jobs import Job, JobStore
 from gas.settings import CONFIG_DIR, SDK_VARIABLES, read_env_file, settings_from
 from gas.users import User, UserStore
 from web import create_app
@@ -120,3 +122,17 @@ def job_requests(settings) -> list[dict]:
         for m in batch["Messages"]:
             got.append(json.loads(m["Body"]))
             sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+
+
+def completed_job(jobs: JobStore, user_id: str) -> Job:
+    """A premium user's COMPLETED job (no archive scheduled)."""
+    job = Job(
+        job_id=str(uuid.uuid4()), user_id=user_id, input_file_name="a.vcf",
+        s3_inputs_bucket="b", s3_key_input_file="k", submit_time=int(time.time()),
+    )  # fmt: skip
+    jobs.create(job)
+    jobs.claim(job.job_id, "run", 60)
+    jobs.complete(job.job_id, "run", results_bucket="r", result_key="k", log_key="l",
+                  variant_count=1, summary={}, result_size=1, result_sha256="x",
+                  archive_due_at=None)  # fmt: skip
+    return job

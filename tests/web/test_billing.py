@@ -11,9 +11,10 @@ import uuid
 import pytest
 
 from gas import aws
-from gas.jobs import Job, JobStore
+from gas.jobs import JobStore
 from gas.users import UserStore
 from tests.conftest import local_values
+from tests.web.conftest import completed_job
 
 pytestmark = pytest.mark.integration
 
@@ -49,20 +50,6 @@ def queued(settings, queue: str, wait: int = 1) -> list[dict]:
     url = sqs.get_queue_url(QueueName=queue)["QueueUrl"]
     got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=wait)
     return [json.loads(m["Body"]) for m in got.get("Messages", [])]
-
-
-def completed_job(jobs: JobStore, user_id: str) -> Job:
-    """A premium user's COMPLETED job (no archive scheduled)."""
-    job = Job(
-        job_id=str(uuid.uuid4()), user_id=user_id, input_file_name="a.vcf",
-        s3_inputs_bucket="b", s3_key_input_file="k", submit_time=int(time.time()),
-    )  # fmt: skip
-    jobs.create(job)
-    jobs.claim(job.job_id, "run", 60)
-    jobs.complete(job.job_id, "run", results_bucket="r", result_key="k", log_key="l",
-                  variant_count=1, summary={}, result_size=1, result_sha256="x",
-                  archive_due_at=None)  # fmt: skip
-    return job
 
 
 PRICE = local_values()["GAS_STRIPE_PRICE_ID"]

@@ -1,0 +1,66 @@
+"""What each page costs in AWS calls, counted: a change that adds one to a page fails here.
+
+Each call is a round trip a user waits for (and, on AWS, a request billed); presigned links
+are signed locally and cost none. The budgets are what the pages make today.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+from botocore.client import BaseClient
+
+from gas.jobs import JobStore
+from gas.users import UserStore
+from tests.web.conftest import completed_job
+
+# page -> the calls it makes: every request reads the user (the login check rides on it).
+BUDGET = {
+    "/annotations": ["dynamodb.GetItem", "dynamodb.Query"],
+    "/annotations/{job_id}": ["dynamodb.GetItem", "dynamodb.GetItem"],
+    "/annotations/{job_id}/status.json": ["dynamodb.GetItem", "dynamodb.GetItem"],
+    "/annotate": ["dynamodb.GetItem", "dynamodb.UpdateItem"],  # the upload forms' rate limit
+    "/profile": ["dynamodb.GetItem"],
+    "/": ["dynamodb.GetItem"],
+    "/api/v1/jobs": ["dynamodb.GetItem", "dynamodb.Query"],
+    "/api/v1/jobs/{job_id}": ["dynamodb.GetItem", "dynamodb.GetItem"],
+}
+
+
+@contextmanager
+def counting_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    calls: list[str] = []
+    make_api_call = BaseClient._make_api_call
+
+    def counted(client: BaseClient, operation: str, params: dict) -> object:
+        calls.append(f"{client.meta.service_model.service_name}.{operation}")
+        return make_api_call(client, operation, params)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(BaseClient, "_make_api_call", counted)
+        yield calls
+
+
+@pytest.fixture
+def browsing(login, web_settings):
+    ada = login()
+    jobs = JobStore(web_settings)
+    job_ids = [completed_job(jobs, ada.user.user_id).job_id for _ in range(5)]
+    ada.client.get("/annotations")  # the login's `seen_at` is fresh: no write below
+    return ada, job_ids
+
+
+@pytest.mark.parametrize("page", BUDGET)
+def test_a_page_makes_only_its_budgeted_aws_calls(page, browsing, monkeypatch, web_settings):
+    ada, job_ids = browsing
+    headers = {}
+    if page.startswith("/api/"):
+        _token, plaintext = UserStore(web_settings).create_api_token(ada.user.user_id, "t")
+        headers["Authorization"] = f"Bearer {plaintext}"
+    path = page.format(job_id=job_ids[0])
+    with counting_calls(monkeypatch) as calls:
+        response = ada.client.get(path, headers=headers)
+    assert response.status_code == 200, response.get_data(as_text=True)[:300]
+    assert sorted(calls) == sorted(BUDGET[page]), f"{path}: {calls}"
