@@ -10,7 +10,7 @@ GENOME_CACHE := .cache/genomes
 DATA_DIR := data/anntools
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test lint format data browser setup setup-runtime bench bench-annotate bench-pipeline lock clean
+.PHONY: run test lint format data browser setup setup-runtime bench bench-annotate bench-pipeline load lock clean
 
 ## run: set everything up and start the whole local stack (http://127.0.0.1:8080)
 run: setup data
@@ -61,6 +61,10 @@ bench: bench-annotate bench-pipeline
 ## bench-pipeline: submit->COMPLETED latency and jobs/min through the public API of the local stack
 bench-pipeline: setup data
 	$(PY) -m tests.bench.pipeline
+
+## load: page loads (16 concurrent clients) and a stream of jobs against the local stack
+load: setup data
+	$(PY) -m tests.bench.load
 
 ## bench-annotate: our engine against vcfanno on a >=1M-record VCF
 bench-annotate: setup data

@@ -55,21 +55,27 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def api_token(web: str) -> str:
-    """Log in through the identity provider and make a token on the profile page."""
+def signed_in(web: str, email: str = "bench@example.org") -> requests.Session:
+    """A browser session logged in through the identity provider (the stand-in's form)."""
     browser = requests.Session()
     sign_in = browser.get(f"{web}/login", timeout=10)
     form = parse_form(sign_in.text)
     browser.post(
         urljoin(sign_in.url, form.action),
+        data={**form.fields, "email": email, "name": "Bench"},
         timeout=10,
-        data={**form.fields, "email": "bench@example.org", "name": "Bench"},
     )
+    return browser
+
+
+def api_token(web: str, browser: requests.Session | None = None) -> str:
+    """A new API token, made on the profile page of a logged-in browser."""
+    browser = browser or signed_in(web)
     profile = browser.get(f"{web}/profile", timeout=10)
     csrf = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', profile.text)
     assert csrf, "no form on the profile page: was the login refused?"
     page = browser.post(
-        f"{web}/profile/tokens", timeout=10, data={"csrf_token": csrf.group(1), "name": "bench"}
+        f"{web}/profile/tokens", data={"csrf_token": csrf.group(1), "name": "bench"}, timeout=10
     )
     token = re.search(r'id="new-api-token"[^>]*>([^<]+)<', page.text)
     assert token, "no token on the page"
