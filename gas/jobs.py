@@ -156,7 +156,12 @@ class JobStore:
         item = self.dynamodb.get_item(
             TableName=self.table, Key={"job_id": {"S": job_id}}, ConsistentRead=True
         ).get("Item")
-        return Job.from_item(_decode(item)) if item else None
+        return self.parse(item) if item else None
+
+    @staticmethod
+    def parse(item: dict[str, Any]) -> Job:
+        """A job from its item as DynamoDB returns it."""
+        return Job.from_item(_decode(item))
 
     def get_owned(self, job_id: str, user_id: str) -> Job | None:
         """The job if `user_id` owns it; another user's job does not exist for them."""

@@ -16,12 +16,15 @@ import time
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.types import TypeDeserializer
 
 from gas import aws
 from gas.settings import Settings
+
+if TYPE_CHECKING:
+    from gas.jobs import Job, JobStore
 
 TOKEN_PREFIX = "gas"
 CUSTOMER_INDEX = "stripe_customer_index"
@@ -82,6 +85,26 @@ class UserStore:
     def get(self, user_id: str) -> User | None:
         item = self._item(user_id)
         return _user(item) if item else None
+
+    def get_with_job(
+        self, user_id: str, jobs: JobStore, job_id: str
+    ) -> tuple[User | None, Job | None]:
+        """A user and a job in one round trip (a job's pages need both): one BatchGetItem
+        of consistent reads, or two reads if DynamoDB leaves any key unprocessed."""
+        response = self.dynamodb.batch_get_item(
+            RequestItems={
+                self.table: {"Keys": [{"user_id": {"S": user_id}}], "ConsistentRead": True},
+                jobs.table: {"Keys": [{"job_id": {"S": job_id}}], "ConsistentRead": True},
+            }
+        )
+        if response.get("UnprocessedKeys"):
+            return self.get(user_id), jobs.get(job_id)
+        found = response["Responses"]
+        users, jobs_found = found.get(self.table, []), found.get(jobs.table, [])
+        return (
+            _user(_decode(users[0])) if users else None,
+            jobs.parse(jobs_found[0]) if jobs_found else None,
+        )
 
     def sign_in(self, user_id: str, email: str, name: str, institution: str = "") -> User:
         """The user behind a login: created as a free user the first time, and kept after.
@@ -351,10 +374,14 @@ class UserStore:
         item = self.dynamodb.get_item(
             TableName=self.table, Key={"user_id": {"S": user_id}}, ConsistentRead=True
         ).get("Item")
-        return {k: _deserializer.deserialize(v) for k, v in item.items()} if item else None
+        return _decode(item) if item else None
 
 
 _deserializer = TypeDeserializer()
+
+
+def _decode(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: _deserializer.deserialize(v) for k, v in item.items()}
 
 
 def _hash(secret: str) -> str:

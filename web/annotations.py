@@ -19,7 +19,7 @@ from flask.typing import ResponseReturnValue
 
 from gas.jobs import Job
 from gas.submit import Rejected, human_size
-from web.auth import current_user, login_required
+from web.auth import current_user, login_required, owned_job_required
 from web.errors import render_error
 from web.services import services
 
@@ -73,13 +73,6 @@ def index() -> ResponseReturnValue:
     return render_template("annotations.html", page=page)
 
 
-def _owned_job(job_id: str) -> Job:
-    job = services().jobs.get_owned(job_id, current_user().user_id)
-    if job is None:
-        abort(404)
-    return job
-
-
 def downloads(job: Job) -> dict[str, str]:
     """Short-lived links to the files a user may download now, by what they are."""
     files = services().files
@@ -100,9 +93,8 @@ def downloads(job: Job) -> dict[str, str]:
 
 
 @bp.get("/annotations/<job_id>")
-@login_required
-def detail(job_id: str) -> ResponseReturnValue:
-    job = _owned_job(job_id)
+@owned_job_required
+def detail(job: Job) -> ResponseReturnValue:
     minutes_left = None
     if job.result_downloadable and job.archive_due_at and not current_user().premium:
         minutes_left = max(1, math.ceil((job.archive_due_at - time.time()) / 60))
@@ -112,19 +104,17 @@ def detail(job_id: str) -> ResponseReturnValue:
 
 
 @bp.get("/annotations/<job_id>/status.json")
-@login_required
-def status(job_id: str) -> ResponseReturnValue:
+@owned_job_required
+def status(job: Job) -> ResponseReturnValue:
     """What the job page polls while the job is active."""
-    job = _owned_job(job_id)
     return jsonify(
         job_status=job.job_status, progress=job.progress or 0, active=job.active, error=job.error
     )
 
 
 @bp.get("/annotations/<job_id>/log")
-@login_required
-def log(job_id: str) -> ResponseReturnValue:
-    job = _owned_job(job_id)
+@owned_job_required
+def log(job: Job) -> ResponseReturnValue:
     if not job.log_available:
         abort(404)
     text = services().files.read_text(job.s3_results_bucket, job.s3_key_log_file)

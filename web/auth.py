@@ -15,9 +15,20 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import globus_sdk
-from flask import Blueprint, flash, g, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    abort,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask.typing import ResponseReturnValue
 
+from gas.jobs import Job
 from gas.users import User
 from web.services import services
 
@@ -61,16 +72,29 @@ def current_user() -> User | None:
     out) or has expired (absolute lifetime, idle timeout) is logged out, wherever it was
     copied to. The check rides on the user read the request makes anyway."""
     if "user" not in g:
-        g.user = _logged_in_user()
+        g.user, _ = _logged_in_user()
     return g.user
 
 
-def _logged_in_user() -> User | None:
+def current_user_and_job(job_id: str) -> tuple[User | None, Job | None]:
+    """The logged-in user (as `current_user`) and one job, read together: one round trip
+    for a job's pages. The job is the caller's to check for ownership."""
+    g.user, job = _logged_in_user(job_id)
+    return g.user, job
+
+
+def _logged_in_user(job_id: str | None = None) -> tuple[User | None, Job | None]:
     user_id, login_id = session.get("user_id"), session.get("login_id")
     if not user_id:
-        return None
+        return None, None
+    if not login_id:  # a cookie from before logins were recorded
+        session.clear()
+        return None, None
     s, users = services().settings, services().users
-    user = users.get(user_id) if login_id else None
+    if job_id is None:
+        user, job = users.get(user_id), None
+    else:
+        user, job = users.get_with_job(user_id, services().jobs, job_id)
     login = user.login(login_id) if user else None
     now = int(time.time())
     if (
@@ -79,23 +103,43 @@ def _logged_in_user() -> User | None:
         or now - login.seen_at >= s.session_idle_s
     ):
         session.clear()
-        return None
+        return None, None
     if now - login.seen_at >= min(SEEN_EVERY_S, s.session_idle_s // 10) and not (
         users.touch_login(user_id, login_id, now)
     ):
         session.clear()  # ended meanwhile
-        return None
-    return user
+        return None, None
+    return user, job
 
 
 def login_required(view: F) -> F:
     @functools.wraps(view)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
         if current_user() is None:
-            return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+            return _to_login()
         return view(*args, **kwargs)
 
     return wrapped  # type: ignore[return-value]
+
+
+def owned_job_required(view: Callable[..., ResponseReturnValue]) -> Callable[..., Any]:
+    """For a page of one job (`job_id` in its route): the login check and the job in one
+    read; the view gets the `Job`. Another user's job, like a missing one, is a 404."""
+
+    @functools.wraps(view)
+    def wrapped(job_id: str, **kwargs: Any) -> Any:
+        user, job = current_user_and_job(job_id)
+        if user is None:
+            return _to_login()
+        if job is None or job.user_id != user.user_id:
+            abort(404)
+        return view(job, **kwargs)
+
+    return wrapped
+
+
+def _to_login() -> ResponseReturnValue:
+    return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
 
 
 @bp.app_context_processor

@@ -124,6 +124,11 @@ def needs(t: Template, names: Names, settings: Settings, tier: str, call: dict) 
                 need(f"dynamodb:{TRANSACT[kind]}", names.arn(settings, "table", table))
                 for kind, table in params["TransactItems"]
             ]
+        if operation in ("BatchGetItem", "BatchWriteItem"):
+            return [
+                need(f"dynamodb:{operation}", names.arn(settings, "table", table))
+                for table in params["RequestItems"]
+            ]
         table = names.arn(settings, "table", params["TableName"])
         if "IndexName" in params:
             table += f"/index/{params['IndexName']}"

@@ -73,6 +73,8 @@ def _summary(params: dict[str, Any]) -> dict[str, Any]:
             "Bucket": source.lstrip("/").split("/")[0],
             "VersionId": "versionId=" in source,
         }
+    if isinstance(params.get("RequestItems"), dict):
+        kept["RequestItems"] = sorted(params["RequestItems"])
     if "TransactItems" in params:
         kept["TransactItems"] = [
             [kind, body["TableName"]]

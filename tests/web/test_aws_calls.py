@@ -19,8 +19,9 @@ from tests.web.conftest import completed_job
 # page -> the calls it makes: every request reads the user (the login check rides on it).
 BUDGET = {
     "/annotations": ["dynamodb.GetItem", "dynamodb.Query"],
-    "/annotations/{job_id}": ["dynamodb.GetItem", "dynamodb.GetItem"],
-    "/annotations/{job_id}/status.json": ["dynamodb.GetItem", "dynamodb.GetItem"],
+    # A job's pages read the user and the job together.
+    "/annotations/{job_id}": ["dynamodb.BatchGetItem"],
+    "/annotations/{job_id}/status.json": ["dynamodb.BatchGetItem"],
     "/annotate": ["dynamodb.GetItem", "dynamodb.UpdateItem"],  # the upload forms' rate limit
     "/profile": ["dynamodb.GetItem"],
     "/": ["dynamodb.GetItem"],

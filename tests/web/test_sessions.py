@@ -7,8 +7,9 @@ import time
 from urllib.parse import parse_qs, urlsplit
 
 from gas import aws
+from gas.jobs import JobStore
 from gas.users import UserStore
-from tests.web.conftest import Browser
+from tests.web.conftest import Browser, completed_job
 
 
 def copied_cookie(app, browser: Browser):
@@ -41,6 +42,19 @@ def test_a_cookie_copied_before_logout_is_logged_out_with_it(app, login):
     ada.client.post("/logout", data={"csrf_token": ada.csrf()})
     assert asked_to_log_in(thief.get("/profile"))
     assert asked_to_log_in(ada.client.get("/profile"))
+
+
+def test_a_jobs_pages_check_the_login_in_the_read_that_fetches_the_job(app, login, web_settings):
+    """A job's pages read the user and the job together: logout still takes effect there."""
+    ada = login()
+    job = completed_job(JobStore(web_settings), ada.user.user_id)
+    thief = copied_cookie(app, ada)
+    pages = (f"/annotations/{job.job_id}", f"/annotations/{job.job_id}/status.json")
+    assert all(thief.get(page).status_code == 200 for page in pages)
+    ada.client.post("/logout", data={"csrf_token": ada.csrf()})
+    assert all(asked_to_log_in(thief.get(page)) for page in pages)
+    bob = login("bob@example.org", "Bob")
+    assert all(bob.client.get(page).status_code == 404 for page in pages)  # not his
 
 
 def test_a_login_idle_too_long_is_logged_out(app, login, web_settings):
