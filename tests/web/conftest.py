@@ -17,7 +17,7 @@ from flask.testing import FlaskClient
 
 from gas import aws
 from gas.jobs import Job, JobStore
-from gas.settings import CONFIG_DIR, SDK_VARIABLES, read_env_file, settings_from
+from gas.settings import CONFIG_DIR, SDK_VARIABLES, Settings, read_env_file, settings_from
 from gas.users import User, UserStore
 from web import create_app
 
@@ -124,15 +124,18 @@ def job_requests(settings) -> list[dict]:
             sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
 
 
-def completed_job(jobs: JobStore, user_id: str) -> Job:
-    """A premium user's COMPLETED job (no archive scheduled)."""
+def completed_job(jobs: JobStore, user_id: str, settings: Settings) -> Job:
+    """A premium user's COMPLETED job (no archive scheduled), its files named in the
+    settings' buckets (the objects themselves are not there)."""
     job = Job(
         job_id=str(uuid.uuid4()), user_id=user_id, input_file_name="a.vcf",
-        s3_inputs_bucket="b", s3_key_input_file="k", submit_time=int(time.time()),
+        s3_inputs_bucket=settings.inputs_bucket, s3_key_input_file=f"{user_id}/a.vcf",
+        submit_time=int(time.time()),
     )  # fmt: skip
     jobs.create(job)
     jobs.claim(job.job_id, "run", 60)
-    jobs.complete(job.job_id, "run", results_bucket="r", result_key="k", log_key="l",
+    jobs.complete(job.job_id, "run", results_bucket=settings.results_bucket,
+                  result_key=f"{user_id}/a.annot.vcf", log_key=f"{user_id}/a.vcf.count.log",
                   variant_count=1, summary={}, result_size=1, result_sha256="x",
                   archive_due_at=None)  # fmt: skip
     return job

@@ -48,7 +48,7 @@ def counting_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
 def browsing(login, web_settings):
     ada = login()
     jobs = JobStore(web_settings)
-    job_ids = [completed_job(jobs, ada.user.user_id).job_id for _ in range(5)]
+    job_ids = [completed_job(jobs, ada.user.user_id, web_settings).job_id for _ in range(5)]
     ada.client.get("/annotations")  # the login's `seen_at` is fresh: no write below
     return ada, job_ids
 

@@ -137,7 +137,7 @@ def test_a_cancelled_subscription_makes_the_user_free_with_a_fresh_window(
     ada = login()
     post_event(checkout_completed(ada.user.user_id))
     jobs = JobStore(web_settings)
-    job = completed_job(jobs, ada.user.user_id)
+    job = completed_job(jobs, ada.user.user_id, web_settings)
     queued(web_settings, web_settings.restore_queue)  # drain
     cancelled = event("customer.subscription.deleted", {
         "id": "sub_1", "object": "subscription", "customer": "cus_1", "status": "canceled",
@@ -238,7 +238,7 @@ def test_a_replayed_downgrade_finishes_scheduling_a_crash_interrupted(login, pos
     ada = login()
     users, jobs = UserStore(web_settings), JobStore(web_settings)
     users.become_premium(ada.user.user_id, "evt_a", "cus_1", "sub_1")
-    job = completed_job(jobs, ada.user.user_id)
+    job = completed_job(jobs, ada.user.user_id, web_settings)
     at = int(time.time()) - 100
     # The first delivery recorded the downgrade, then died before scheduling anything.
     assert users.become_free(ada.user.user_id, "evt_cancel", "sub_1", at)

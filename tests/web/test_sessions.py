@@ -47,7 +47,7 @@ def test_a_cookie_copied_before_logout_is_logged_out_with_it(app, login):
 def test_a_jobs_pages_check_the_login_in_the_read_that_fetches_the_job(app, login, web_settings):
     """A job's pages read the user and the job together: logout still takes effect there."""
     ada = login()
-    job = completed_job(JobStore(web_settings), ada.user.user_id)
+    job = completed_job(JobStore(web_settings), ada.user.user_id, web_settings)
     thief = copied_cookie(app, ada)
     pages = (f"/annotations/{job.job_id}", f"/annotations/{job.job_id}/status.json")
     assert all(thief.get(page).status_code == 200 for page in pages)
