@@ -91,18 +91,7 @@ def run_stack(settings: Settings) -> NoReturn:
 
 def run_emulator(settings: Settings) -> None:
     """Serve the AWS emulator until SIGTERM/SIGINT, provisioning it once it answers."""
-    # The emulator is a development dependency.
-    from moto.moto_server.werkzeug_app import (
-        DomainDispatcherApplication,
-        MotoRequestHandler,
-        create_backend_app,
-    )
-    from werkzeug.serving import make_server
-
-    class KeepAlive(MotoRequestHandler):
-        # Connections are kept open between calls, as AWS keeps them: with moto's default
-        # (HTTP/1.0) every call paid a new connection, and the server a new thread.
-        protocol_version = "HTTP/1.1"
+    from moto.server import ThreadedMotoServer  # the emulator is a development dependency
 
     if not settings.aws_endpoint_url:
         raise SystemExit("emulator: GAS_AWS_ENDPOINT_URL is empty (GAS_ENV=aws needs no emulator)")
@@ -116,10 +105,8 @@ def run_emulator(settings: Settings) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
 
-    app = DomainDispatcherApplication(create_backend_app)
-    server = make_server(host, port, app, threaded=True, request_handler=KeepAlive)
-    serving = threading.Thread(target=server.serve_forever, daemon=True)
-    serving.start()
+    server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
+    server.start()
     try:
         sqs = aws.client(settings, "sqs")
         aws.retry_until_reachable(sqs.list_queues, "the emulator", settings, stop=stop)
@@ -138,8 +125,7 @@ def run_emulator(settings: Settings) -> None:
     except aws.Stopped:
         pass
     finally:
-        server.shutdown()
-        serving.join()
+        server.stop()
         log.info("emulator stopped")
 
 
