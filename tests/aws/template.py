@@ -9,6 +9,7 @@ unresolved.
 from __future__ import annotations
 
 import re
+import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,12 +35,15 @@ PARAMETERS = {
     "VpcId": "vpc-0123456789abcdef0",
     "Subnets": ["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"],  # type: ignore[dict-item]
 }
-# The secrets a web host reads from SSM at boot (test values).
+# The secrets a web host reads from SSM at boot: made up per run, never committed.
 SECRETS = {
-    "GAS_SECRET_KEY": "s" * 48,
-    "GAS_GLOBUS_CLIENT_SECRET": "globus-secret-value",
-    "GAS_STRIPE_API_KEY": "sk_live_0123456789",
-    "GAS_STRIPE_WEBHOOK_SECRET": "whsec_0123456789",
+    name: secrets.token_urlsafe(32)
+    for name in (
+        "GAS_SECRET_KEY",
+        "GAS_GLOBUS_CLIENT_SECRET",
+        "GAS_STRIPE_API_KEY",
+        "GAS_STRIPE_WEBHOOK_SECRET",
+    )
 }
 
 # The data plane: what `gas provision` makes too.
