@@ -240,12 +240,18 @@ def big_vcf(records: int) -> bytes:
     return gzip.compress(HEADER + b"".join(lines), compresslevel=1)
 
 
-def test_a_job_survives_kill_9_of_its_annotator(pipeline, user, daemons):
-    first = daemons.start("ann.annotator", "first")
-    job = submit(pipeline, user, big_vcf(400_000), "big.vcf.gz")
-    jobs = JobStore(pipeline)
+def big_job_running(settings, user) -> Job:
+    """A job that takes a while, once an annotator has started it."""
+    job = submit(settings, user, big_vcf(400_000), "big.vcf.gz")
+    jobs = JobStore(settings)
     wait_until(lambda: jobs.get(job.job_id).job_status == "RUNNING", interval=0.02,
                what="the job to start")  # fmt: skip
+    return job
+
+
+def test_a_job_survives_kill_9_of_its_annotator(pipeline, user, daemons):
+    first = daemons.start("ann.annotator", "first")
+    job = big_job_running(pipeline, user)
     first.send_signal(signal.SIGKILL)
     first.wait()
     daemons.start("ann.annotator", "second")
@@ -271,10 +277,7 @@ def child_running(parent: int, module: str) -> int | None:
 
 def test_a_job_survives_kill_9_of_the_warm_runners(pipeline, user, daemons):
     annotator = daemons.start("ann.annotator")
-    job = submit(pipeline, user, big_vcf(400_000), "big.vcf.gz")
-    jobs = JobStore(pipeline)
-    wait_until(lambda: jobs.get(job.job_id).job_status == "RUNNING", interval=0.02,
-               what="the job to start")  # fmt: skip
+    job = big_job_running(pipeline, user)
     runners = wait_until(lambda: child_running(annotator.pid, "ann.warm"), what="the runners")
     os.kill(runners, signal.SIGKILL)  # and with them, the job's process (PDEATHSIG)
     done = finished(pipeline, job.job_id, timeout=120)
@@ -288,10 +291,8 @@ def test_a_job_survives_kill_9_of_the_warm_runners(pipeline, user, daemons):
 
 def test_sigterm_lets_the_running_job_finish(pipeline, user, daemons):
     annotator = daemons.start("ann.annotator")
-    job = submit(pipeline, user, big_vcf(400_000), "big.vcf.gz")
+    job = big_job_running(pipeline, user)
     jobs = JobStore(pipeline)
-    wait_until(lambda: jobs.get(job.job_id).job_status == "RUNNING", interval=0.02,
-               what="the job to start")  # fmt: skip
     annotator.signal_group(signal.SIGTERM)  # the whole group, as honcho does
     assert annotator.wait(60) == 0
     assert jobs.get(job.job_id).job_status == "COMPLETED"
@@ -300,10 +301,8 @@ def test_sigterm_lets_the_running_job_finish(pipeline, user, daemons):
 
 def test_sigterm_to_the_main_process_only_lets_the_running_job_finish(pipeline, user, daemons):
     annotator = daemons.start("ann.annotator")
-    job = submit(pipeline, user, big_vcf(400_000), "big.vcf.gz")
+    job = big_job_running(pipeline, user)
     jobs = JobStore(pipeline)
-    wait_until(lambda: jobs.get(job.job_id).job_status == "RUNNING", interval=0.02,
-               what="the job to start")  # fmt: skip
     annotator.send_signal(signal.SIGTERM)  # the annotator only, as KillMode=mixed does
     assert annotator.wait(60) == 0
     assert jobs.get(job.job_id).job_status == "COMPLETED"
@@ -314,10 +313,7 @@ def test_sigterm_past_the_grace_period_hands_the_job_back(pipeline_values, pipel
                                                           daemons):  # fmt: skip
     daemons.values = {**pipeline_values, "GAS_SHUTDOWN_GRACE_S": "0"}
     annotator = daemons.start("ann.annotator", "first")
-    job = submit(pipeline, user, big_vcf(400_000), "big.vcf.gz")
-    jobs = JobStore(pipeline)
-    wait_until(lambda: jobs.get(job.job_id).job_status == "RUNNING", interval=0.02,
-               what="the job to start")  # fmt: skip
+    job = big_job_running(pipeline, user)
     annotator.signal_group(signal.SIGTERM)
     assert annotator.wait(30) == 0
     handed_back = [e for e in daemons.logs("first") if e["msg"].startswith("grace period over")]
