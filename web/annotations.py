@@ -73,23 +73,27 @@ def index() -> ResponseReturnValue:
     return render_template("annotations.html", page=page)
 
 
-def downloads(job: Job) -> dict[str, str]:
-    """Short-lived links to the files a user may download now, by what they are."""
-    files = services().files
-    links = {
-        "input": files.download_url(
-            job.s3_inputs_bucket, job.s3_key_input_file, job.input_file_name
-        )
-    }
-    if job.result_downloadable:
-        links["result"] = files.download_url(
-            job.s3_results_bucket, job.s3_key_result_file, job.s3_key_result_file.rsplit("/")[-1]
-        )
-    if job.log_available:
-        links["log"] = files.download_url(
-            job.s3_results_bucket, job.s3_key_log_file, job.s3_key_log_file.rsplit("/")[-1]
-        )
-    return links
+# The files of a job a user may download, by what they are.
+FILES = ("input", "result", "log")
+
+
+def _file(job: Job, kind: str) -> tuple[str, str, str] | None:
+    """(bucket, key, the name it saves as) of one of the job's files, if downloadable now."""
+    if kind == "input":
+        return job.s3_inputs_bucket, job.s3_key_input_file, job.input_file_name
+    if kind == "result" and job.result_downloadable:
+        key = job.s3_key_result_file
+    elif kind == "log" and job.log_available:
+        key = job.s3_key_log_file
+    else:
+        return None
+    return job.s3_results_bucket, key, key.rsplit("/")[-1]
+
+
+def download_url(job: Job, kind: str) -> str | None:
+    """A short-lived link straight to one of the job's files, if downloadable now."""
+    found = _file(job, kind)
+    return services().files.download_url(*found) if found else None
 
 
 @bp.get("/annotations/<job_id>")
@@ -98,9 +102,27 @@ def detail(job: Job) -> ResponseReturnValue:
     minutes_left = None
     if job.result_downloadable and job.archive_due_at and not current_user().premium:
         minutes_left = max(1, math.ceil((job.archive_due_at - time.time()) / 60))
-    return render_template(
-        "annotation.html", job=job, links=downloads(job), minutes_left=minutes_left
-    )
+    # Links to our own route, which signs a fresh S3 link when followed: nothing is signed
+    # for a page view, and a page left open for hours still downloads.
+    links = {
+        kind: url_for("annotations.download", job_id=job.job_id, kind=kind)
+        for kind in FILES
+        if _file(job, kind)
+    }
+    return render_template("annotation.html", job=job, links=links, minutes_left=minutes_left)
+
+
+@bp.get("/annotations/<job_id>/files/<kind>")
+@owned_job_required
+def download(job: Job, kind: str) -> ResponseReturnValue:
+    url = download_url(job, kind) if kind in FILES else None
+    if url is None:
+        return render_error(
+            404, "That file is not available to download now; the job page says where it is."
+        )
+    response = redirect(url)
+    response.headers["Cache-Control"] = "no-store"  # the link is signed and short-lived
+    return response
 
 
 @bp.get("/annotations/<job_id>/status.json")

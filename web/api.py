@@ -13,7 +13,7 @@ from flask.typing import ResponseReturnValue
 from gas.jobs import Job
 from gas.submit import Rejected
 from gas.users import User
-from web.annotations import downloads
+from web.annotations import download_url
 from web.services import services
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -49,11 +49,10 @@ def api_user() -> User:
 
 def _job_json(job: Job) -> dict[str, Any]:
     body = job.public()
-    links = downloads(job)
-    if "result" in links:
-        body["result_url"] = links["result"]
-    if "log" in links:
-        body["log_url"] = links["log"]
+    for kind in ("result", "log"):
+        url = download_url(job, kind)
+        if url:
+            body[f"{kind}_url"] = url
     return body
 
 

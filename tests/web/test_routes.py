@@ -5,11 +5,13 @@ import re
 import time
 
 import pytest
+import requests
 
+from gas import aws
 from gas.jobs import Job, JobStore
 from gas.settings import settings_from
 from gas.users import UserStore
-from tests.web.conftest import VCF, in_one_window
+from tests.web.conftest import VCF, completed_job, in_one_window
 from web import create_app
 
 pytestmark = pytest.mark.integration
@@ -21,6 +23,7 @@ LOGIN_REQUIRED = [
     "/annotations/x",
     "/annotations/x/status.json",
     "/annotations/x/log",
+    "/annotations/x/files/result",
     "/profile",
 ]
 
@@ -94,7 +97,7 @@ def test_login_keeps_a_path_on_this_site(app):
 def test_another_users_job_is_not_found_everywhere(login, web_settings):
     ada, bob = login(), login("bob@example.org", "Bob")
     job = _job(web_settings, ada.user.user_id)
-    for path in ("", "/status.json", "/log"):
+    for path in ("", "/status.json", "/log", "/files/input"):
         assert bob.client.get(f"/annotations/{job.job_id}{path}").status_code == 404
     assert ada.client.get(f"/annotations/{job.job_id}").status_code == 200
     _, token = _token(bob)
@@ -330,3 +333,36 @@ def test_a_tampered_page_cursor_is_refused_not_a_crash(login):
     auth = {"Authorization": f"Bearer {token}"}
     assert ada.client.get(f"/api/v1/jobs?cursor={forged}", headers=auth).status_code == 422
     assert ada.client.get(f"/annotations?cursor={forged}").status_code == 404
+
+
+def test_download_links_still_work_long_after_the_page_was_loaded(gas_values, provisioned, login):
+    """The page links to us, and we sign a fresh S3 link on each click: a page left open
+    past the signed links' lifetime (1 s here) still downloads."""
+    settings = settings_from({**gas_values, "GAS_SECRET_KEY": "k", "GAS_DOWNLOAD_URL_TTL_S": "1"})
+    app = create_app(settings)
+    ada = login()
+    client = _logged_in(app.test_client(), ada)
+    job = completed_job(JobStore(settings), ada.user.user_id, settings)
+    s3 = aws.client(settings, "s3")
+    s3.put_object(
+        Bucket=settings.results_bucket, Key=f"{ada.user.user_id}/a.annot.vcf", Body=b"##annotated\n"
+    )
+    page = client.get(f"/annotations/{job.job_id}").text
+    href = re.search(r'href="([^"]+)" id="download-result"', page).group(1)
+    assert href == f"/annotations/{job.job_id}/files/result"
+    time.sleep(2)  # every link signed before now has expired
+    followed = client.get(href)
+    assert followed.status_code == 302 and followed.headers["Cache-Control"] == "no-store"
+    got = requests.get(followed.headers["Location"], timeout=10)
+    assert got.status_code == 200 and got.content == b"##annotated\n"
+    assert 'filename="a.annot.vcf"' in got.headers["Content-Disposition"]
+
+
+def test_a_file_that_is_not_downloadable_now_is_a_friendly_404(login, web_settings):
+    ada = login()
+    running = _job(web_settings, ada.user.user_id)  # PENDING: no result, no log yet
+    for kind in ("result", "log", "nonsense"):
+        page = ada.client.get(f"/annotations/{running.job_id}/files/{kind}")
+        assert page.status_code == 404
+        assert "That file is not available to download now" in page.text
+    assert ada.client.get(f"/annotations/{running.job_id}/files/input").status_code == 302
