@@ -67,7 +67,7 @@ def accept() -> ResponseReturnValue:
 def index() -> ResponseReturnValue:
     cursor = request.args.get("cursor") or None
     try:
-        page = services().jobs.list_for_user(current_user().user_id, limit=20, cursor=cursor)
+        page = services().jobs.rows_for_user(current_user().user_id, limit=20, cursor=cursor)
     except ValueError:
         abort(404)
     return render_template("annotations.html", page=page)

@@ -287,6 +287,30 @@ def test_my_annotations_are_paginated(login, web_settings):
     assert ada.client.get("/annotations?cursor=garbage").status_code == 404
 
 
+def test_the_lists_rows_are_the_jobs_own_fields_page_by_page(login, web_settings):
+    """The list pages read only the fields they show: the same jobs, order and cursors as
+    whole jobs, with each shown field equal."""
+    ada, jobs = login(), JobStore(web_settings)
+    for i in range(5):
+        job_id = f"0b0c8f3e-1111-4222-8333-{i:012d}"
+        _job(web_settings, ada.user.user_id, job_id=job_id, input_file_name=f"f{i}.vcf",
+             submit_time=1_700_000_000 + i, assembly="hg38")  # fmt: skip
+    whole_cursor = row_cursor = None
+    for _ in range(3):
+        whole = jobs.list_for_user(ada.user.user_id, limit=2, cursor=whole_cursor)
+        rows = jobs.rows_for_user(ada.user.user_id, limit=2, cursor=row_cursor)
+        assert [
+            (j.job_id, j.input_file_name, j.submit_time, j.job_status, j.assembly)
+            for j in whole.jobs
+        ] == [
+            (r.job_id, r.input_file_name, r.submit_time, r.job_status, r.assembly)
+            for r in rows.jobs
+        ]
+        assert rows.cursor == whole.cursor
+        whole_cursor, row_cursor = whole.cursor, rows.cursor
+    assert row_cursor is None
+
+
 def test_logging_out_clears_the_session_even_if_the_identity_provider_is_down(login):
     ada = login()
     with ada.client.session_transaction() as session:
