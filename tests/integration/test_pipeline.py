@@ -111,7 +111,11 @@ def finished(settings, job_id: str, timeout: float = 60) -> Job:
 
     def done():
         job = jobs.get(job_id)
-        return job if job and job.job_status in ("COMPLETED", "FAILED") else None
+        # Every move to a final state removes the claim in the same write. The emulator
+        # applies a write to the stored item in place, without isolation, so a read landing
+        # mid-write can show the new status without the rest: wait for the whole write.
+        final = job and job.job_status in ("COMPLETED", "FAILED") and job.claim_id is None
+        return job if final else None
 
     return wait_until(done, timeout=timeout, interval=0.1, what=f"job {job_id} to finish")
 
