@@ -6,11 +6,12 @@ provider, and runs, one after the other:
 - page loads: CONCURRENCY clients for SECONDS each on the job list, a job page, and the
   job status poll (a logged-in browser session each);
 - jobs: JOBS small VCFs through the API at RATE per second, each followed to COMPLETED.
-It prints, per phase: requests/s, p50/p95/p99 latency, error rate, the web tier's own CPU
-milliseconds per request (the gunicorn processes' user+system time over the phase, from
-/proc), and AWS calls per request (recorded in the gunicorn workers); for jobs: jobs/min
-and submit->COMPLETED p50/p95. The CPU and call figures are what carry over to AWS, where
-the emulator's share of these cores is gone.
+It prints, per phase: requests/s, p50/p95/p99 latency, error rate, CPU milliseconds per
+request of the web tier (the gunicorn processes' user+system time over the phase, from
+/proc), of the emulator and of the clients themselves (where the cores went), and AWS calls
+per request (recorded in the gunicorn workers); for jobs: jobs/min and submit->COMPLETED
+p50/p95. The web tier's CPU and calls are what carry over to AWS, where the emulator's
+share of these cores is gone.
 Not a test: numbers vary with the machine.
 """
 
@@ -36,6 +37,7 @@ CONCURRENCY = 16
 SECONDS = 20
 JOBS = 60
 RATE = 2.0  # jobs submitted per second
+CPU_COLUMNS = ("web", "emulator", "clients")
 
 
 @dataclass
@@ -44,7 +46,7 @@ class Phase:
     latencies: list[float] = field(default_factory=list)
     errors: int = 0
     seconds: float = 0.0
-    cpu_ms: float = 0.0
+    cpu_ms: dict[str, float] = field(default_factory=dict)
     aws_calls: int = 0
 
     def row(self) -> str:
@@ -53,25 +55,37 @@ class Phase:
         return (
             f"| {self.name} | {done / self.seconds:.0f} | {percentile(ms, 0.5):.0f} | "
             f"{percentile(ms, 0.95):.0f} | {percentile(ms, 0.99):.0f} | "
-            f"{100 * self.errors / max(done, 1):.1f}% | {self.cpu_ms / max(done, 1):.1f} | "
-            f"{self.aws_calls / max(done, 1):.1f} |"
+            f"{100 * self.errors / max(done, 1):.1f}% | "
+            + " | ".join(f"{self.cpu_ms[k] / max(done, 1):.1f}" for k in CPU_COLUMNS)
+            + f" | {self.aws_calls / max(done, 1):.1f} |"
         )
 
 
-def gunicorn_cpu_ms() -> float:
-    """User+system CPU of every gunicorn process on this machine (the stack's), in ms."""
+def cpu_ms(command: bytes) -> float:
+    """User+system CPU so far of every process on this machine whose command line holds
+    `command` (the stack's: its ports are its own), in ms."""
     ticks = os.sysconf("SC_CLK_TCK")
     total = 0
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             text = stat.read_text()
-            if b"gunicorn" not in (stat.parent / "cmdline").read_bytes():
+            if command not in (stat.parent / "cmdline").read_bytes():
                 continue
         except OSError:
             continue
         fields = text.rpartition(")")[2].split()
         total += int(fields[11]) + int(fields[12])  # utime, stime
     return total * 1000 / ticks
+
+
+def cpu_now() -> dict[str, float]:
+    """CPU ms so far of the web tier, the emulator, and these clients (this process)."""
+    own = os.times()
+    return {
+        "web": cpu_ms(b"gunicorn"),
+        "emulator": cpu_ms(b"gas\x00emulator"),
+        "clients": (own.user + own.system) * 1000,
+    }
 
 
 def web_calls() -> int:
@@ -103,7 +117,7 @@ def load(name: str, sessions: list[requests.Session], url: Callable[[int], str])
                 else:
                     phase.errors += 1
 
-    cpu, calls, started = gunicorn_cpu_ms(), web_calls(), time.perf_counter()
+    cpu, calls, started = cpu_now(), web_calls(), time.perf_counter()
     threads = [threading.Thread(target=client, args=(n,)) for n in range(CONCURRENCY)]
     for thread in threads:
         thread.start()
@@ -112,7 +126,8 @@ def load(name: str, sessions: list[requests.Session], url: Callable[[int], str])
     for thread in threads:
         thread.join()
     phase.seconds = time.perf_counter() - started
-    phase.cpu_ms, phase.aws_calls = gunicorn_cpu_ms() - cpu, web_calls() - calls
+    phase.cpu_ms = {k: v - cpu[k] for k, v in cpu_now().items()}
+    phase.aws_calls = web_calls() - calls
     return phase
 
 
@@ -164,8 +179,9 @@ def main() -> None:
         awscalls.stop()
 
     print(f"{CONCURRENCY} concurrent clients, {SECONDS} s per page, 4 users with 5 jobs each")
-    print("| page | req/s | p50 ms | p95 ms | p99 ms | errors | web CPU ms/req | AWS calls/req |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("| page | req/s | p50 ms | p95 ms | p99 ms | errors | CPU ms/req: web | emulator "
+          "| clients | AWS calls/req |")  # fmt: skip
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for phase in phases:
         print(phase.row())
     print(f"\njobs: {JOBS} small VCFs through the API at {RATE:g}/s: {rate:.0f} jobs/min; "
