@@ -14,7 +14,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 ## run: set everything up and start the whole local stack (http://127.0.0.1:8080)
 run: setup data
-	exec $(PY) -m gas stack
+	exec $(PY) -m devstack stack
 
 ## test: set everything up and run the full test suite
 test: setup data browser

@@ -1,9 +1,10 @@
-"""`python -m gas <command>`: provision, status, and the local stack.
+"""`python -m gas <command>`: provision and inspect a GAS environment.
 
 provision [--wait]   create every AWS resource (idempotent)
 status [--json]      queue depths and job counts: the operator's first look
-stack                the whole local stack (what `make run` starts)
-emulator             the AWS emulator, provisioned (a Procfile entry of the stack)
+env-example          print .env.example (every setting, documented)
+
+The local stack's commands are `python -m devstack stack|emulator`.
 """
 
 from __future__ import annotations
@@ -31,8 +32,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     s = commands.add_parser("status", help="queue depths and job counts")
     s.add_argument("--json", action="store_true", help="machine-readable output")
-    commands.add_parser("stack", help="run the whole local stack (make run)")
-    commands.add_parser("emulator", help="run the AWS emulator and provision it")
     commands.add_parser("env-example", help="print .env.example (every setting, documented)")
     args = parser.parse_args(argv)
     if args.command == "env-example":
@@ -46,15 +45,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     configure_logging(args.command, settings.log_level)
 
-    if args.command == "stack":
-        from gas.localstack import run_stack
-
-        run_stack(settings)
-    if args.command == "emulator":
-        from gas.localstack import run_emulator
-
-        run_emulator(settings)
-        return 0
     try:
         return (
             _provision(settings, args.wait)

@@ -1,6 +1,6 @@
 """Load: the web tier and the annotator under concurrent users, from outside (`make load`).
 
-Starts the whole local stack (`python -m gas stack`) on free ports with the AWS call
+Starts the whole local stack (`python -m devstack stack`) on free ports with the AWS call
 recorder of the test suite in its environment, logs users in through the stand-in identity
 provider, and runs, one after the other:
 - page loads: CONCURRENCY clients for SECONDS each on the job list, a job page, and the
@@ -83,7 +83,7 @@ def cpu_now() -> dict[str, float]:
     own = os.times()
     return {
         "web": cpu_ms(b"gunicorn"),
-        "emulator": cpu_ms(b"gas\x00emulator"),
+        "emulator": cpu_ms(b"devstack\x00emulator"),
         "clients": (own.user + own.system) * 1000,
     }
 

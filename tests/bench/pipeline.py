@@ -1,6 +1,6 @@
 """Benchmark: a job through the public API, the way a user meets it (`make bench-pipeline`).
 
-Starts the whole local stack (`python -m gas stack`: the emulator, the stand-ins, the web
+Starts the whole local stack (`python -m devstack stack`: the emulator, the stand-ins, the web
 tier, the annotator and the other daemons) on free ports, logs in through the stand-in
 identity provider, makes an API token on the profile page, and then:
 - latency: 20 jobs one at a time (a 7.5 KB VCF of 37 records): POST /api/v1/jobs, then

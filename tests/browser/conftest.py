@@ -29,7 +29,7 @@ class Stack:
         self.log = log
         with log.open("w") as out:
             self.proc = Process(
-                [sys.executable, "-m", "gas", "stack"], cwd=ROOT, env=process_env(values),
+                [sys.executable, "-m", "devstack", "stack"], cwd=ROOT, env=process_env(values),
                 stdout=out, stderr=subprocess.STDOUT,
             )  # fmt: skip
 
@@ -51,7 +51,7 @@ class Stack:
 
 
 def start_stack(log_dir: Path, **overrides: str) -> Stack:
-    """`python -m gas stack` on free ports (and `overrides`), once it is ready."""
+    """`python -m devstack stack` on free ports (and `overrides`), once it is ready."""
     emulator, standins, web = free_port(), free_port(), free_port()
     values = local_values(
         GAS_AWS_ENDPOINT_URL=f"http://127.0.0.1:{emulator}",

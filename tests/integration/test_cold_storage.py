@@ -13,10 +13,10 @@ import uuid
 
 import pytest
 
+from devstack.stack import slow_down_restores
 from gas import aws
 from gas.archive import backend as cold_storage
 from gas.jobs import JobStore
-from gas.localstack import slow_down_restores
 from gas.messages import Bus
 from gas.settings import settings_from
 from gas.users import UserStore

@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 
 from ann.anntools import annotate_file
+from devstack.standins.mail import Outbox
 from gas import aws
 from gas.jobs import Job, JobStore
 from gas.messages import Bus
 from gas.metrics import OUTCOME_METRICS
 from gas.settings import settings_from
-from gas.standins.mail import Outbox
 from gas.users import UserStore
 from tests.conftest import process_env, wait_until
 from tests.processes import Process

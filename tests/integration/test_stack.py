@@ -138,7 +138,7 @@ def test_a_taken_port_stops_the_stack_with_one_clear_line(stack_values):
         squatter.bind((host, int(port)))
         squatter.listen()
         result = processes.run(
-            [sys.executable, "-m", "gas", "stack"],
+            [sys.executable, "-m", "devstack", "stack"],
             cwd=ROOT,
             env=process_env(stack_values),
             timeout=60,

@@ -1,1 +1,1 @@
-"""Tests of the local stand-ins (python -m gas.standins), driven over HTTP."""
+"""Tests of the local stand-ins (python -m devstack.standins), driven over HTTP."""

@@ -36,11 +36,11 @@ class StandIns:
 
 
 def start_standins(values: Mapping[str, str], log_path: Path) -> StandIns:
-    """`python -m gas.standins` as its own process; returns once it answers over HTTP."""
+    """`python -m devstack.standins` as its own process; returns once it answers over HTTP."""
     url = values["GAS_STANDINS_URL"]
     with log_path.open("wb") as log:
         process = Process(
-            [sys.executable, "-m", "gas.standins"],
+            [sys.executable, "-m", "devstack.standins"],
             cwd=ROOT,
             env=process_env(values),
             stdout=log,

@@ -8,7 +8,7 @@ import globus_sdk
 import pytest
 import requests
 
-from gas.standins.oidc import subject_for
+from devstack.standins.oidc import subject_for
 from tests.standins.conftest import (
     CLIENT_ID,
     CLIENT_SECRET,

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import requests
 
+from devstack.standins.app import create_app
 from gas import aws
 from gas.settings import settings_from
-from gas.standins.app import create_app
 from tests.conftest import free_port, local_values
 
 pytestmark = pytest.mark.integration

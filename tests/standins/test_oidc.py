@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gas.standins.oidc import (
+from devstack.standins.oidc import (
     ACCESS_TOKEN_TTL_S,
     CODE_TTL_S,
     Grant,

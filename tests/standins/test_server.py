@@ -1,4 +1,4 @@
-"""`python -m gas.standins` as a process: it starts, logs JSON, stops on a signal, and
+"""`python -m devstack.standins` as a process: it starts, logs JSON, stops on a signal, and
 refuses a taken port or a missing setting with one clear line."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import sys
 import pytest
 import requests
 
-from gas.standins.oidc import subject_for
+from devstack.standins.oidc import subject_for
 from tests import processes
 from tests.conftest import ROOT, process_env
 from tests.standins.conftest import (
@@ -49,7 +49,7 @@ def test_a_taken_port_stops_it_with_one_clear_line(emulator_url):
         squatter.bind(("127.0.0.1", port))
         squatter.listen()
         result = processes.run(
-            [sys.executable, "-m", "gas.standins"],
+            [sys.executable, "-m", "devstack.standins"],
             cwd=ROOT,
             env=process_env(values),
             timeout=60,
@@ -72,7 +72,7 @@ def test_a_taken_port_stops_it_with_one_clear_line(emulator_url):
 )
 def test_a_missing_setting_stops_it_naming_the_variable(emulator_url, override, named):
     result = processes.run(
-        [sys.executable, "-m", "gas.standins"],
+        [sys.executable, "-m", "devstack.standins"],
         cwd=ROOT,
         env=process_env({**standins_values(emulator_url), **override}),
         timeout=60,

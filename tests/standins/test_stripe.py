@@ -18,7 +18,7 @@ import pytest
 import requests
 import stripe
 
-from gas.standins.stripe_api import API_VERSION, parse_params
+from devstack.standins.stripe_api import API_VERSION, parse_params
 from tests.conftest import free_port, local_values
 from tests.standins.conftest import StandIns, parse_form, start_standins, submit_form
 

@@ -8,16 +8,16 @@ file would ship to every host.
 from __future__ import annotations
 
 import ast
+import os
 import re
+import subprocess
 import sys
 from importlib.metadata import packages_distributions
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 PRODUCT = ("gas", "web", "ann", "util")
-OURS = set(PRODUCT)
-# Development-only code inside the product packages: the local stack and its stand-ins.
-DEV_ONLY = (ROOT / "gas" / "standins", ROOT / "gas" / "localstack.py")
+OURS = {*PRODUCT, "devstack"}  # devstack: the local stack, development only
 # Runtime requirements production uses without an import statement of its own.
 USED_WITHOUT_IMPORT = {
     "gunicorn": "serves the web tier (config/gunicorn.conf.py, the systemd unit)",
@@ -40,8 +40,7 @@ def direct(path: Path) -> set[str]:
 
 
 def product_files() -> list[Path]:
-    files = [p for package in PRODUCT for p in (ROOT / package).rglob("*.py")]
-    return [p for p in files if not any(p == d or d in p.parents for d in DEV_ONLY)]
+    return [p for package in PRODUCT for p in (ROOT / package).rglob("*.py")]
 
 
 def imported_distributions() -> dict[str, set[str]]:
@@ -97,3 +96,23 @@ def test_both_files_pin_every_package_with_hashes_and_agree() -> None:
         )
     differ = {n: (runtime[n], dev[n]) for n in runtime.keys() & dev.keys() if runtime[n] != dev[n]}
     assert not differ, f"the two files pin different versions: {differ}"
+
+
+def test_production_code_never_imports_the_development_stack() -> None:
+    """Importing every product module pulls in nothing of devstack (nor its emulator)."""
+    modules = sorted(
+        ".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+        for p in product_files()
+        if p.name != "__main__.py"
+    )
+    probe = (
+        "import importlib, sys\n"
+        f"for name in {modules!r}:\n"
+        "    importlib.import_module(name)\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('devstack', 'moto')))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GAS_")}
+    run = [sys.executable, "-c", probe]
+    found = subprocess.run(run, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert found.returncode == 0, found.stderr[-2000:]
+    assert found.stdout.strip() == "[]", f"production pulls in development code: {found.stdout}"

@@ -27,8 +27,8 @@ from flask import (
     request,
 )
 
+from devstack.standins.oidc import Grant, Identity, IdentityProvider, OAuthError, normalize_scope
 from gas.settings import Settings, env_name
-from gas.standins.oidc import Grant, Identity, IdentityProvider, OAuthError, normalize_scope
 
 log = logging.getLogger(__name__)
 blueprint = Blueprint("globus_auth", __name__)

@@ -1,8 +1,8 @@
 """The local stack: the AWS emulator process and the supervisor of every process.
 
-`python -m gas stack` (what `make run` starts) checks that the stack's ports are
+`python -m devstack stack` (what `make run` starts) checks that the stack's ports are
 free, then hands over to honcho, which runs `config/Procfile` with prefixed log
-lines and stops every child on Ctrl-C or SIGTERM. `python -m gas emulator` is
+lines and stops every child on Ctrl-C or SIGTERM. `python -m devstack emulator` is
 the Procfile's first entry: moto in server mode on the endpoint of
 GAS_AWS_ENDPOINT_URL, provisioned with `gas provision` as soon as it answers
 (its state lives in memory, so every start provisions anew).

@@ -1,4 +1,4 @@
-"""`python -m gas.standins`: serve the local stand-ins on GAS_STANDINS_URL until SIGTERM/SIGINT.
+"""`python -m devstack.standins`: serve the stand-ins on GAS_STANDINS_URL until SIGTERM/SIGINT.
 
 A Procfile entry of the local stack. It refuses to start outside GAS_ENV=local, and a taken
 port stops it with one line naming the port.
@@ -13,12 +13,12 @@ import threading
 
 from werkzeug.serving import make_server
 
-from gas.localstack import PortInUse, endpoint_address, ensure_port_free
+from devstack.stack import PortInUse, endpoint_address, ensure_port_free
+from devstack.standins.app import create_app
 from gas.log import configure_logging
 from gas.settings import Settings, SettingsError, env_name, load_settings
-from gas.standins.app import create_app
 
-log = logging.getLogger("gas.standins")
+log = logging.getLogger("devstack.standins")
 
 
 def main() -> int:

@@ -1,6 +1,6 @@
 """Local stand-ins for the third-party services GAS uses: development only.
 
-`python -m gas.standins` serves them on GAS_STANDINS_URL (a Flask app from `app.py`, one
+`python -m devstack.standins` serves them on GAS_STANDINS_URL (a Flask app from `app.py`, one
 blueprint per stand-in). The web app reaches them through configuration alone (base URLs
 such as GLOBUS_SDK_SERVICE_URL_AUTH), so its code path is the production one.
 """

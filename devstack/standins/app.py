@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from flask import Flask, render_template
 
+from devstack.standins import globus_auth, mail, stripe_api
 from gas.settings import Settings
-from gas.standins import globus_auth, mail, stripe_api
 
 STANDINS = (globus_auth, mail, stripe_api)
 

@@ -2,7 +2,7 @@ import socket
 
 import pytest
 
-from gas.localstack import PortInUse, ensure_port_free, stack_ports
+from devstack.stack import PortInUse, ensure_port_free, stack_ports
 from gas.settings import settings_from
 from tests.conftest import local_values
 
