@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import BinaryIO, TypeVar
 
 from gas.jobs import JobStatus, JobStore
-from gas.messages import Bus
+from gas.messages import Bus, JobRequest
 from gas.metrics import count_outcome
 from gas.settings import Settings
 from gas.users import UserStore
@@ -53,9 +53,7 @@ def make_handler(settings: Settings) -> Handler:
     runners.start()  # importing the engine and its libraries, while we connect
 
     def handle(message: Message) -> None:
-        job_id = message.body.get("job_id")
-        if not isinstance(job_id, str):
-            raise ValueError(f"job request without a job_id: {message.body}")
+        job_id = message.expect(JobRequest).job_id
         claim_id = uuid.uuid4().hex
         claimed = jobs.claim(job_id, claim_id, settings.job_stale_after_s)
         if claimed is None:

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 import stripe
 
 from gas.jobs import JobStatus, JobStore
-from gas.messages import Bus, message
+from gas.messages import Bus
 from gas.settings import Settings
 from gas.users import User, UserStore
 
@@ -211,9 +211,7 @@ class Billing:
         once_per = f"invoice:{invoice['id']}" if invoice.get("id") else event_id
         if not self.users.note_payment_failed(user.user_id, once_per, notice):
             return ALREADY_APPLIED
-        self.bus.publish(
-            self.settings.job_results_topic, message("payment_failed", user_id=user.user_id)
-        )
+        self.bus.payment_failed(user.user_id)
         return "notice"
 
     def _user_of(self, obj: Any) -> User:

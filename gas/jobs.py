@@ -18,12 +18,13 @@ import time
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from boto3.dynamodb.types import TypeDeserializer
 
-from gas import aws
+from gas import aws, dynamo
 from gas.settings import Settings
+from gas.users import Plan
 
 USER_INDEX = "user_id_index"
 # Sparse: only free users' COMPLETED jobs waiting for their archive carry ARCHIVE_STATE.
@@ -82,13 +83,24 @@ class Job:
     heartbeat_at: int | None = None  # when that run last said it was alive
     notified_at: int | None = None  # when the user was emailed about the outcome
 
-    # Where files live and who runs what is ours to know; a user sees what happened.
-    INTERNAL = frozenset(
-        {"s3_inputs_bucket", "s3_key_input_file", "s3_results_bucket", "s3_key_result_file",
-         "s3_key_log_file", "archive_key", "archive_version", "results_file_archive_id",
-         "result_sha256", "archive_due_at", "archive_state", "restore_job_id", "claim_id",
-         "heartbeat_at", "notified_at"}
-    )  # fmt: skip
+    # What a user sees of their job (the API's job objects): what happened, never where
+    # files live or who runs what. An allow-list: a new field stays private until added.
+    PUBLIC: ClassVar[tuple[str, ...]] = (
+        "job_id",
+        "user_id",
+        "input_file_name",
+        "submit_time",
+        "job_status",
+        "assembly",
+        "start_time",
+        "progress",
+        "complete_time",
+        "variant_count",
+        "summary",
+        "error",
+        "restore_tier",
+        "result_size",
+    )
 
     @property
     def active(self) -> bool:
@@ -102,16 +114,15 @@ class Job:
     def log_available(self) -> bool:
         """The log stays in the results bucket even while the result is archived."""
         return bool(self.s3_key_log_file) and self.job_status in (
-            JobStatus.COMPLETED, JobStatus.ARCHIVED, JobStatus.RESTORING
-        )  # fmt: skip
+            JobStatus.COMPLETED,
+            JobStatus.ARCHIVED,
+            JobStatus.RESTORING,
+        )
 
     def public(self) -> dict[str, Any]:
         """The fields a user cares about, without storage internals or empty values."""
-        return {
-            k: v
-            for k, v in dataclasses.asdict(self).items()
-            if k not in self.INTERNAL and v not in (None, {})
-        }
+        values = ((name, getattr(self, name)) for name in self.PUBLIC)
+        return {name: value for name, value in values if value not in (None, {})}
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> Job:
@@ -121,7 +132,7 @@ class Job:
 
 
 _FIELDS = {f.name for f in dataclasses.fields(Job)}
-_serializer, _deserializer = TypeSerializer(), TypeDeserializer()
+_deserializer = TypeDeserializer()
 
 
 def _plain(value: Any) -> Any:
@@ -131,10 +142,6 @@ def _plain(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
     return value
-
-
-def _to_attr(value: Any) -> dict[str, Any]:
-    return _serializer.serialize(value)
 
 
 @dataclass(frozen=True)
@@ -229,9 +236,9 @@ class JobStore:
 
     def create(self, job: Job) -> bool:
         """Record a new PENDING job; False if a job with this id already exists."""
-        item = {k: _to_attr(v) for k, v in dataclasses.asdict(job).items() if v not in (None, {})}
-        item["job_status"] = _to_attr(str(JobStatus.PENDING))
-        item[ACTIVE_STATE] = _to_attr("active")
+        fields = {k: v for k, v in dataclasses.asdict(job).items() if v not in (None, {})}
+        fields.update({"job_status": str(JobStatus.PENDING), ACTIVE_STATE: "active"})
+        item = {k: dynamo.attr(v) for k, v in fields.items()}
         try:
             self.dynamodb.put_item(
                 TableName=self.table,
@@ -287,9 +294,12 @@ class JobStore:
     def release(self, job_id: str, claim_id: str) -> bool:
         """RUNNING -> PENDING: the run gave the job back (it crashed or is shutting down)."""
         return self._transition(
-            job_id, JobStatus.RUNNING, JobStatus.PENDING, claim=claim_id,
+            job_id,
+            JobStatus.RUNNING,
+            JobStatus.PENDING,
+            claim=claim_id,
             remove=("claim_id", "heartbeat_at", "progress"),
-        )  # fmt: skip
+        )
 
     def complete(
         self,
@@ -408,31 +418,22 @@ class JobStore:
         is over, in one transaction with a check that the user is still free: an upgrade
         racing the archive can never lose a result. The job stays in the archive index
         (DROP) until its hot copy is deleted."""
-        names = {"#s": "job_status", "#state": ARCHIVE_STATE}
-        values: dict[str, Any] = {
-            ":archived": {"S": JobStatus.ARCHIVED},
-            ":completed": {"S": JobStatus.COMPLETED},
-            ":drop": {"S": DROP},
-            ":now": {"N": str(int(time.time()))},
-        }
-        sets = ["#s = :archived", "#state = :drop"]
-        for i, (name, value) in enumerate(reference.items()):
-            names[f"#r{i}"], values[f":r{i}"] = name, _to_attr(value)
-            sets.append(f"#r{i} = :r{i}")
         job_update = {
             "TableName": self.table,
             "Key": {"job_id": {"S": job.job_id}},
-            "UpdateExpression": "SET " + ", ".join(sets),
-            "ConditionExpression": "#s = :completed AND archive_due_at <= :now",
-            "ExpressionAttributeNames": names,
-            "ExpressionAttributeValues": values,
+            **dynamo.update(
+                set={"job_status": str(JobStatus.ARCHIVED), ARCHIVE_STATE: DROP, **reference},
+                condition="#s = :completed AND archive_due_at <= :now",
+                names={"#s": "job_status"},
+                values={":completed": str(JobStatus.COMPLETED), ":now": int(time.time())},
+            ),
         }
         user_is_free = {
             "TableName": users_table,
             "Key": {"user_id": {"S": job.user_id}},
             "ConditionExpression": "#role = :free",
             "ExpressionAttributeNames": {"#role": "role"},
-            "ExpressionAttributeValues": {":free": {"S": "free_user"}},
+            "ExpressionAttributeValues": {":free": {"S": str(Plan.FREE)}},
         }
         try:
             self.dynamodb.transact_write_items(
@@ -474,10 +475,19 @@ class JobStore:
         if archive_due_at is not None:
             fields = {"archive_due_at": archive_due_at, ARCHIVE_STATE: DUE}
         return self._transition(
-            job_id, JobStatus.RESTORING, JobStatus.COMPLETED, fields,
-            remove=("archive_key", "archive_version", "results_file_archive_id", "restore_tier",
-                    "restore_job_id") + (() if fields else (ARCHIVE_STATE, "archive_due_at")),
-        )  # fmt: skip
+            job_id,
+            JobStatus.RESTORING,
+            JobStatus.COMPLETED,
+            fields,
+            remove=(
+                "archive_key",
+                "archive_version",
+                "results_file_archive_id",
+                "restore_tier",
+                "restore_job_id",
+            )
+            + (() if fields else (ARCHIVE_STATE, "archive_due_at")),
+        )
 
     def fail(
         self,
@@ -549,31 +559,20 @@ class JobStore:
     ) -> bool:
         """Conditionally move `job_id` from `expected` to `new`; False if it was not there."""
         expected = expected if isinstance(expected, tuple) else (expected,)
-        values = {":new": _to_attr(str(new))}
-        names = {"#s": "job_status"}
-        sets = ["#s = :new"]
-        for i, (name, value) in enumerate((fields or {}).items()):
-            names[f"#f{i}"] = name
-            values[f":f{i}"] = _to_attr(value)
-            sets.append(f"#f{i} = :f{i}")
-        conditions = []
-        for i, status in enumerate(expected):
-            values[f":e{i}"] = _to_attr(str(status))
-            conditions.append(f"#s = :e{i}")
-        condition = "(" + " OR ".join(conditions) + ")"
+        values: dict[str, Any] = {f":e{i}": str(status) for i, status in enumerate(expected)}
+        condition = "(" + " OR ".join(f"#s = :e{i}" for i in range(len(expected))) + ")"
         if claim is not None:
-            values[":claim"] = _to_attr(claim)
+            values[":claim"] = claim
             condition += " AND claim_id = :claim"
-        update = "SET " + ", ".join(sets)
-        if remove:
-            names.update({f"#r{i}": name for i, name in enumerate(remove)})
-            update += " REMOVE " + ", ".join(f"#r{i}" for i in range(len(remove)))
         return self._update(
             job_id,
-            UpdateExpression=update,
-            ConditionExpression=condition,
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=values,
+            **dynamo.update(
+                set={"job_status": str(new), **(fields or {})},
+                remove=remove,
+                condition=condition,
+                names={"#s": "job_status"},
+                values=values,
+            ),
         )
 
 
@@ -596,9 +595,11 @@ def _decode_cursor(cursor: str, user_id: str) -> dict[str, Any]:
     if not (
         isinstance(key, dict)
         and set(key) == set(shape)
-        and all(isinstance(key[k], dict) and set(key[k]) == {t} and isinstance(key[k][t], str)
-                for k, t in shape.items())
-    ):  # fmt: skip
+        and all(
+            isinstance(key[k], dict) and set(key[k]) == {t} and isinstance(key[k][t], str)
+            for k, t in shape.items()
+        )
+    ):
         raise ValueError("invalid page cursor")
     if key["user_id"]["S"] != user_id or not key["submit_time"]["N"].isdigit():
         raise ValueError("invalid page cursor")  # another user's place, or a made-up time

@@ -21,7 +21,9 @@ from botocore.exceptions import ClientError
 
 from gas import aws
 from gas.files import UPLOAD_TAG
-from gas.settings import Settings
+from gas.jobs import ACTIVE_INDEX, ACTIVE_STATE, ARCHIVE_INDEX, ARCHIVE_STATE, USER_INDEX
+from gas.settings import SQS_MAX_DELAY_S, SQS_MAX_RETENTION_S, SQS_MAX_WAIT_S, Settings
+from gas.users import CUSTOMER_INDEX
 
 log = logging.getLogger(__name__)
 
@@ -29,9 +31,8 @@ Action = Literal["created", "updated", "unchanged"]
 
 # SQS's own limits: messages kept 4 days in work queues, 14 days (the maximum) in DLQs.
 WORK_RETENTION_S = 4 * 24 * 3600
-DLQ_RETENTION_S = 14 * 24 * 3600
-LONG_POLL_S = 20
-MAX_DELAY_S = 900
+DLQ_RETENTION_S = SQS_MAX_RETENTION_S
+LONG_POLL_S = SQS_MAX_WAIT_S
 
 
 @dataclass(frozen=True)
@@ -99,36 +100,36 @@ def plan(s: Settings) -> Plan:
                     "job_id": "S",
                     "user_id": "S",
                     "submit_time": "N",
-                    "archive_state": "S",
-                    "active_state": "S",
+                    ARCHIVE_STATE: "S",
+                    ACTIVE_STATE: "S",
                     "archive_due_at": "N",
                 },
                 indexes=(
-                    Index("user_id_index", "user_id", "submit_time"),
+                    Index(USER_INDEX, "user_id", "submit_time"),
                     # Sparse: only free users' results awaiting archive are in it.
-                    Index("archive_due_index", "archive_state", "archive_due_at"),
+                    Index(ARCHIVE_INDEX, ARCHIVE_STATE, "archive_due_at"),
                     # Sparse: only PENDING and RUNNING jobs, for the lost-request sweep.
-                    Index("active_index", "active_state", "submit_time"),
+                    Index(ACTIVE_INDEX, ACTIVE_STATE, "submit_time"),
                 ),
             ),
             Table(
                 s.users_table,
                 hash_key="user_id",
                 attribute_types={"user_id": "S", "stripe_customer_id": "S"},
-                indexes=(Index("stripe_customer_index", "stripe_customer_id"),),
+                indexes=(Index(CUSTOMER_INDEX, "stripe_customer_id"),),
             ),
         ),
-        topics=(s.job_requests_topic, s.job_results_topic, s.storage_topic),
+        topics=(s.job_requests_topic, s.notifications_topic, s.storage_topic),
         queues=(
             Queue(s.job_requests_queue, topic=s.job_requests_topic),
-            Queue(s.job_results_queue, topic=s.job_results_topic),
+            Queue(s.notifications_queue, topic=s.notifications_topic),
             # The retention window is the fast path's delay (SQS delays at most 15 minutes;
             # archive.py re-delays a message that arrives early).
             Queue(
                 s.archive_queue,
                 topic=s.storage_topic,
                 message_type="archive",
-                attributes={"DelaySeconds": str(min(s.free_retention_s, MAX_DELAY_S))},
+                attributes={"DelaySeconds": str(min(s.free_retention_s, SQS_MAX_DELAY_S))},
             ),
             Queue(s.restore_queue, topic=s.storage_topic, message_type="restore"),
             Queue(s.thaw_queue),

@@ -23,6 +23,13 @@ ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = ROOT / "config"
 PREFIX = "GAS_"
 
+# SQS's own limits, which settings are checked against and the code stays within.
+SQS_MAX_DELAY_S = 900  # a message's delivery delay
+SQS_MAX_BATCH = 10  # messages per receive or batch call
+SQS_MAX_WAIT_S = 20  # a long poll
+SQS_MAX_VISIBILITY_S = 12 * 3600  # how long after its receipt a message may stay invisible
+SQS_MAX_RETENTION_S = 14 * 24 * 3600
+
 Env = Literal["local", "aws"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 
@@ -158,11 +165,14 @@ class Settings:
     users_table: str = _doc("DynamoDB table of user profiles", default="gas-users")
 
     job_requests_topic: str = _doc("SNS topic of job requests", default="gas-job-requests")
-    job_results_topic: str = _doc("SNS topic of finished jobs", default="gas-job-results")
+    notifications_topic: str = _doc(
+        "SNS topic of what users are told: finished jobs, billing notices",
+        default="gas-notifications",
+    )
     storage_topic: str = _doc("SNS topic of typed archive/restore messages", default="gas-storage")
 
     job_requests_queue: str = _doc("SQS queue the annotator polls", default="gas-job-requests")
-    job_results_queue: str = _doc("SQS queue notify polls", default="gas-job-results")
+    notifications_queue: str = _doc("SQS queue notify polls", default="gas-notifications")
     archive_queue: str = _doc("SQS queue archive polls", default="gas-archive")
     restore_queue: str = _doc("SQS queue restore polls", default="gas-restore")
     thaw_queue: str = _doc("SQS queue thaw polls", default="gas-thaw")
@@ -200,7 +210,7 @@ class Settings:
         """Every work queue, in pipeline order."""
         return (
             self.job_requests_queue,
-            self.job_results_queue,
+            self.notifications_queue,
             self.archive_queue,
             self.restore_queue,
             self.thaw_queue,
@@ -308,16 +318,20 @@ def _check(s: Settings) -> None:
         raise SettingsError(f"{env_name('web_bind')} must be host:port; got {s.web_bind!r}")
     if s.web_workers < 1:
         raise SettingsError(f"{env_name('web_workers')} must be at least 1")
-    if not 0 <= s.worker_wait_s <= 20:
-        raise SettingsError(f"{env_name('worker_wait_s')} must be 0-20; got {s.worker_wait_s}")
-    if not 1 <= s.worker_batch_size <= 10:
+    if not 0 <= s.worker_wait_s <= SQS_MAX_WAIT_S:
         raise SettingsError(
-            f"{env_name('worker_batch_size')} must be 1-10; got {s.worker_batch_size}"
+            f"{env_name('worker_wait_s')} must be 0-{SQS_MAX_WAIT_S}; got {s.worker_wait_s}"
+        )
+    if not 1 <= s.worker_batch_size <= SQS_MAX_BATCH:
+        raise SettingsError(
+            f"{env_name('worker_batch_size')} must be 1-{SQS_MAX_BATCH}; got {s.worker_batch_size}"
         )
     if not 1 <= s.queue_max_receive_count <= 1000:
         raise SettingsError(f"{env_name('queue_max_receive_count')} must be 1-1000")
-    if not 0 <= s.queue_visibility_timeout_s <= 43200:
-        raise SettingsError(f"{env_name('queue_visibility_timeout_s')} must be 0-43200")
+    if not 0 <= s.queue_visibility_timeout_s <= SQS_MAX_VISIBILITY_S:
+        raise SettingsError(
+            f"{env_name('queue_visibility_timeout_s')} must be 0-{SQS_MAX_VISIBILITY_S}"
+        )
     # A free plan's limit is positive and no more than the service's (premium) limit.
     for free, service in (
         ("free_max_input_bytes", "max_input_bytes"),

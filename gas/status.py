@@ -11,9 +11,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from gas import aws
+from gas.jobs import JobStatus
 from gas.settings import Settings
-
-ORDER = ("PENDING", "RUNNING", "COMPLETED", "FAILED", "ARCHIVED", "RESTORING")
 
 
 @dataclass(frozen=True)
@@ -70,7 +69,7 @@ def job_counts(settings: Settings) -> dict[str, int] | None:
             counts.update(item.get("job_status", {}).get("S", "?") for item in page["Items"])
     except dynamodb.exceptions.ResourceNotFoundException:
         return None
-    return {status: counts.pop(status, 0) for status in ORDER} | dict(counts)
+    return {status: counts.pop(status, 0) for status in JobStatus} | dict(counts)
 
 
 def report(settings: Settings) -> dict[str, Any]:

@@ -32,11 +32,11 @@ from botocore.exceptions import ClientError
 
 from gas import aws
 from gas.log import configure_logging, log_context
-from gas.settings import Settings, SettingsError, load_settings
+from gas.messages import MalformedMessage, P, decode, expect
+from gas.settings import SQS_MAX_BATCH, Settings, SettingsError, load_settings
 
 log = logging.getLogger(__name__)
 
-MAX_SQS_BATCH = 10
 WAIT_TICK_S = 0.2  # how often a wait re-checks for a stop request
 MISSING_QUEUE = frozenset({"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"})
 
@@ -52,10 +52,12 @@ class Message:
     attributes: dict[str, str] = field(default_factory=dict)
     malformed: str | None = None  # why the body could not be parsed, if it could not
 
-    @property
-    def type(self) -> str | None:
-        """The message's type: the body's `type`, else the SNS `type` attribute."""
-        return self.body.get("type") or self.attributes.get("type")
+    def expect(self, *kinds: type[P]) -> P:
+        """The body as one of the message types the handler acts on (gas/messages.py);
+        MalformedMessage, which dead-letters it, if it is not one of them."""
+        if self.malformed:
+            raise MalformedMessage(self.malformed)
+        return expect(decode(self.body, self.attributes.get("type")), *kinds)
 
 
 Handler = Callable[[Message], None]
@@ -68,10 +70,6 @@ class RetryLater(Exception):
         super().__init__(reason)
         self.seconds = seconds
         self.reason = reason
-
-
-class MalformedMessage(ValueError):
-    """The body is not a JSON object: no handler can succeed, so it will dead-letter."""
 
 
 class _AbandonPoll(BaseException):
@@ -104,7 +102,7 @@ class Worker:
         self.queue_name = queue_name
         self.handler = handler
         self.concurrency = concurrency
-        self.batch_size = min(MAX_SQS_BATCH, batch_size or settings.worker_batch_size)
+        self.batch_size = min(SQS_MAX_BATCH, batch_size or settings.worker_batch_size)
         self.wait_s = settings.worker_wait_s if wait_s is None else wait_s
         self.shutdown_grace_s = settings.shutdown_grace_s
         self.periodic = periodic
@@ -336,10 +334,10 @@ class Worker:
             log.info("handed back unstarted messages", extra={"count": len(unstarted)})
 
     def _set_visibility(self, handles: list[str], seconds: int) -> None:
-        for start in range(0, len(handles), MAX_SQS_BATCH):
+        for start in range(0, len(handles), SQS_MAX_BATCH):
             entries = [
                 {"Id": str(i), "ReceiptHandle": h, "VisibilityTimeout": seconds}
-                for i, h in enumerate(handles[start : start + MAX_SQS_BATCH])
+                for i, h in enumerate(handles[start : start + SQS_MAX_BATCH])
             ]
             try:
                 result = self.sqs.change_message_visibility_batch(

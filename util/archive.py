@@ -20,24 +20,25 @@ import logging
 import time
 from collections.abc import Callable
 
-from gas import archive
+from gas import coldstorage
 from gas.files import Files
 from gas.jobs import DROP, Job, JobStatus, JobStore
 from gas.log import log_context
-from gas.settings import Settings
+from gas.messages import ArchiveRequest
+from gas.settings import SQS_MAX_VISIBILITY_S, Settings
 from gas.users import UserStore
 from gas.worker import Handler, Message, RetryLater, serve
 
 log = logging.getLogger("util.archive")
-# SQS keeps a message invisible at most 12 h from its receipt; stay under it.
-MAX_REDELAY_S = 11 * 3600
+# SQS keeps a message invisible at most 12 h from its receipt; stay an hour under it.
+MAX_REDELAY_S = SQS_MAX_VISIBILITY_S - 3600
 
 
 class Archiver:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.jobs, self.users, self.files = JobStore(settings), UserStore(settings), Files(settings)
-        self.backend = archive.backend(settings)
+        self.backend = coldstorage.backend(settings)
 
     def archive_job(self, job_id: str) -> None:
         """Bring one job to where it should be; RetryLater if it is not due yet."""
@@ -101,7 +102,7 @@ def make_handler(settings: Settings) -> Handler:
     archiver = Archiver(settings)
 
     def handle(message: Message) -> None:
-        archiver.archive_job(str(message.body.get("job_id")))
+        archiver.archive_job(message.expect(ArchiveRequest).job_id)
 
     return handle
 

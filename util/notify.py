@@ -13,6 +13,7 @@ import logging
 
 from gas import aws
 from gas.jobs import Job, JobStatus, JobStore
+from gas.messages import JobResult, PaymentFailed
 from gas.settings import Settings
 from gas.users import UserStore
 from gas.worker import Handler, Message, serve
@@ -50,8 +51,8 @@ def make_handler(settings: Settings) -> Handler:
             Message={"Subject": {"Data": subject}, "Body": {"Text": {"Data": body}}},
         )
 
-    def payment_failed(message: Message) -> None:
-        user = users.get(str(message.body.get("user_id")))
+    def payment_failed(notice: PaymentFailed) -> None:
+        user = users.get(notice.user_id)
         if user is None or not user.email:
             log.warning("no email address for this user; nothing sent")
             return
@@ -62,10 +63,11 @@ def make_handler(settings: Settings) -> Handler:
         log.info("user told of a failed payment")
 
     def handle(message: Message) -> None:
-        if message.type == "payment_failed":
-            payment_failed(message)
+        received = message.expect(JobResult, PaymentFailed)
+        if isinstance(received, PaymentFailed):
+            payment_failed(received)
             return
-        job = jobs.get(str(message.body.get("job_id")))
+        job = jobs.get(received.job_id)
         if job is None:
             log.warning("result for an unknown job; dropped")
             return
@@ -92,4 +94,4 @@ def make_handler(settings: Settings) -> Handler:
 
 
 if __name__ == "__main__":
-    serve("notify", lambda s: s.job_results_queue, make_handler)
+    serve("notify", lambda s: s.notifications_queue, make_handler)

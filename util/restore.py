@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import logging
 
-from gas import archive
+from gas import coldstorage
 from gas.jobs import JobStatus, JobStore
 from gas.log import log_context
-from gas.messages import Bus
+from gas.messages import Bus, RestoreRequest
 from gas.settings import Settings
 from gas.users import UserStore
 from gas.worker import Handler, Message, serve
@@ -25,10 +25,10 @@ FIRST_THAW_CHECK_S = 2
 
 def make_handler(settings: Settings) -> Handler:
     jobs, users, bus = JobStore(settings), UserStore(settings), Bus(settings)
-    backend = archive.backend(settings)
+    backend = coldstorage.backend(settings)
 
     def handle(message: Message) -> None:
-        user_id = str(message.body.get("user_id"))
+        user_id = message.expect(RestoreRequest).user_id
         user = users.get(user_id)
         if user is None or not user.premium:
             log.info("user is not premium (any more); nothing to restore")

@@ -15,20 +15,19 @@ from __future__ import annotations
 import logging
 import time
 
-from gas import archive
+from gas import coldstorage
 from gas.files import Files
 from gas.jobs import Job, JobStatus, JobStore
-from gas.messages import Bus
-from gas.settings import Settings
+from gas.messages import Bus, ThawCheck
+from gas.settings import SQS_MAX_DELAY_S, Settings
 from gas.users import UserStore
 from gas.worker import Handler, Message, serve
 
 log = logging.getLogger("util.thaw")
-MAX_DELAY_S = 900
 
 
 def next_delay(attempt: int) -> int:
-    return min(MAX_DELAY_S, 2 ** (attempt + 1))
+    return min(SQS_MAX_DELAY_S, 2 ** (attempt + 1))
 
 
 def make_handler(settings: Settings) -> Handler:
@@ -38,30 +37,31 @@ def make_handler(settings: Settings) -> Handler:
         Files(settings),
         Bus(settings),
     )
-    backend = archive.backend(settings)
+    backend = coldstorage.backend(settings)
 
     def results_back(job: Job) -> bool:
         """The results are back, verified (perhaps put there by a run killed after)."""
-        return archive.holds_results(files, settings.results_bucket,
+        return coldstorage.holds_results(files, settings.results_bucket,
                                      job.s3_key_result_file or "", job)  # fmt: skip
 
-    def check_later(job: Job, message: Message) -> None:
-        attempt = int(message.body.get("attempt", 0)) + 1
+    def check_later(job: Job, check: ThawCheck) -> None:
+        attempt = check.attempt + 1
         bus.thaw_later(job.job_id, job.user_id, attempt, next_delay(attempt))
 
     def handle(message: Message) -> None:
-        job = jobs.get(str(message.body.get("job_id")))
+        check = message.expect(ThawCheck)
+        job = jobs.get(check.job_id)
         if job is None or job.job_status != JobStatus.RESTORING:
             return  # thawed already, or never restoring
         if not results_back(job):
             status = backend.restore_status(job)
-            if status == archive.GONE:
+            if status == coldstorage.GONE:
                 restore = backend.request_restore(job)
                 jobs.restore_requested_again(job.job_id, restore.tier, restore.restore_job_id)
                 log.warning("retrieval expired or failed; requested again",
                             extra={"tier": restore.tier})  # fmt: skip
-            if status != archive.DONE:
-                check_later(job, message)
+            if status != coldstorage.DONE:
+                check_later(job, check)
                 return
             backend.thaw(job)
         backend.delete(job)

@@ -15,7 +15,7 @@ import pytest
 
 from devstack.stack import slow_down_restores
 from gas import aws
-from gas.archive import backend as cold_storage
+from gas.coldstorage import backend as cold_storage
 from gas.jobs import JobStore
 from gas.messages import Bus
 from gas.settings import settings_from

@@ -220,7 +220,7 @@ def test_a_request_delivered_twice_gives_one_result_and_one_email(pipeline, user
     assert queue_empty(pipeline, f"{pipeline.job_requests_queue}-dlq")
     logs = daemons.logs("ann.annotator")  # run.py logs there too
     assert len([e for e in logs if e["msg"] == "job completed"]) == 1
-    wait_until(lambda: queue_empty(pipeline, pipeline.job_results_queue), what="emails sent")
+    wait_until(lambda: queue_empty(pipeline, pipeline.notifications_queue), what="emails sent")
     assert len(sent(pipeline)) == 1
     assert len(results(pipeline)) == 2
     assert outcomes_counted(pipeline) == {"JobsCompleted": 1, "JobsFailed": 0}
@@ -336,7 +336,7 @@ def test_an_email_ses_refuses_is_retried_then_dead_lettered(pipeline_values, pip
     JobStore(pipeline).fail(job.job_id, "test failure", expected="PENDING")
     Bus(pipeline).job_finished(job.job_id, user.user_id, "FAILED")
     sqs = aws.client(pipeline, "sqs")
-    dlq = sqs.get_queue_url(QueueName=f"{pipeline.job_results_queue}-dlq")["QueueUrl"]
+    dlq = sqs.get_queue_url(QueueName=f"{pipeline.notifications_queue}-dlq")["QueueUrl"]
 
     def dead_lettered() -> bool:
         attrs = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["All"])["Attributes"]
@@ -372,7 +372,7 @@ def test_two_notifiers_racing_on_duplicates_send_one_email(pipeline, user, daemo
     daemons.start("util.notify", "n1")
     daemons.start("util.notify", "n2")
     wait_until(lambda: sent(pipeline), what="an email")
-    wait_until(lambda: queue_empty(pipeline, pipeline.job_results_queue), timeout=30,
+    wait_until(lambda: queue_empty(pipeline, pipeline.notifications_queue), timeout=30,
                what="all duplicates handled")  # fmt: skip
     assert len(sent(pipeline)) == 1
 
@@ -391,11 +391,8 @@ def test_the_sweep_runs_jobs_whose_request_was_lost(pipeline_values, pipeline, u
 
 
 def test_a_failed_payment_is_emailed(pipeline, user, daemons):
-    from gas.messages import message
-
     UserStore(pipeline).note_payment_failed(user.user_id, "evt_1", "Your last payment failed.")
-    Bus(pipeline).publish(pipeline.job_results_topic,
-                          message("payment_failed", user_id=user.user_id))  # fmt: skip
+    Bus(pipeline).payment_failed(user.user_id)
     daemons.start("util.notify")
     wait_until(lambda: sent(pipeline), what="the email")
     (email,) = sent(pipeline)

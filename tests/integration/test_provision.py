@@ -68,10 +68,16 @@ def test_provision_creates_every_resource_of_the_design(settings):
     assert snap["queues"]["gas-archive"]["DelaySeconds"] == "2"  # the retention window
     assert [t.rsplit(":", 1)[1] for t in snap["topics"]] == [
         "gas-job-requests",
-        "gas-job-results",
+        "gas-notifications",
         "gas-storage",
     ]
-    for queue in ("gas-job-requests", "gas-job-results", "gas-archive", "gas-restore", "gas-thaw"):
+    for queue in (
+        "gas-job-requests",
+        "gas-notifications",
+        "gas-archive",
+        "gas-restore",
+        "gas-thaw",
+    ):
         redrive = json.loads(snap["queues"][queue]["RedrivePolicy"])
         assert redrive["deadLetterTargetArn"] == snap["queues"][f"{queue}-dlq"]["QueueArn"]
         assert int(redrive["maxReceiveCount"]) == 5

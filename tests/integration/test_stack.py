@@ -109,7 +109,7 @@ def test_make_run_starts_everything_and_sigterm_leaves_nothing_behind(stack_valu
         report = json.loads(status.stdout)
         assert [q["queue"] for q in report["queues"]] == [
             "gas-job-requests",
-            "gas-job-results",
+            "gas-notifications",
             "gas-archive",
             "gas-restore",
             "gas-thaw",

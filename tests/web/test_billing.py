@@ -183,7 +183,7 @@ def test_a_failed_payment_shows_a_notice_and_sends_an_email_request(login, post_
     # Stripe tries the same invoice again, and fails again: a new event, no second email.
     again = event("invoice.payment_failed", failed["data"]["object"])
     assert post_event(again).json["outcome"] == "already applied"
-    emails = [m for m in queued(web_settings, web_settings.job_results_queue)
+    emails = [m for m in queued(web_settings, web_settings.notifications_queue)
               if m["type"] == "payment_failed"]  # fmt: skip
     assert emails == [{"v": 1, "type": "payment_failed", "user_id": ada.user.user_id}]
 

@@ -106,8 +106,10 @@ class StorageClassBackend:
 
     @staticmethod
     def _where(job: Job, reference: dict[str, str] | None = None) -> dict[str, str]:
-        ref = reference or {"archive_key": job.archive_key or "",
-                            "archive_version": job.archive_version or ""}  # fmt: skip
+        ref = reference or {
+            "archive_key": job.archive_key or "",
+            "archive_version": job.archive_version or "",
+        }
         if not ref["archive_key"] or not ref["archive_version"]:
             raise ValueError(f"job {job.job_id} records no cold copy")
         return {"Key": ref["archive_key"], "VersionId": ref["archive_version"]}
@@ -122,11 +124,13 @@ class StorageClassBackend:
             ChecksumAlgorithm="SHA256",
         )
         reference = {"archive_key": key, "archive_version": copied["VersionId"]}
-        head = self.s3.head_object(Bucket=self.bucket, ChecksumMode="ENABLED",
-                                   **self._where(job, reference))  # fmt: skip
+        head = self.s3.head_object(
+            Bucket=self.bucket, ChecksumMode="ENABLED", **self._where(job, reference)
+        )
         try:
-            _check(f"s3://{self.bucket}/{key}", head["ContentLength"],
-                   head.get("ChecksumSHA256"), job)  # fmt: skip
+            _check(
+                f"s3://{self.bucket}/{key}", head["ContentLength"], head.get("ChecksumSHA256"), job
+            )
         except VerificationError:
             self.delete(job, reference)
             raise
@@ -193,9 +197,11 @@ class GlacierVaultBackend:
         _check("the results file", len(data), sha256_b64(data), job)
         tree_hash = calculate_tree_hash(io.BytesIO(data))
         uploaded = self.glacier.upload_archive(
-            vaultName=self.vault, archiveDescription=f"gas job {job.job_id}", body=data,
+            vaultName=self.vault,
+            archiveDescription=f"gas job {job.job_id}",
+            body=data,
             checksum=tree_hash,
-        )  # fmt: skip
+        )
         if uploaded.get("checksum") not in (None, tree_hash):
             self.glacier.delete_archive(vaultName=self.vault, archiveId=uploaded["archiveId"])
             raise VerificationError(f"vault checksum of job {job.job_id} does not match")
@@ -238,9 +244,11 @@ class GlacierVaultBackend:
         data = output["body"].read()
         _check("the retrieved archive", len(data), sha256_b64(data), job)
         self.s3.put_object(
-            Bucket=self.settings.results_bucket, Key=job.s3_key_result_file, Body=data,
+            Bucket=self.settings.results_bucket,
+            Key=job.s3_key_result_file,
+            Body=data,
             ChecksumSHA256=job.result_sha256,
-        )  # fmt: skip
+        )
 
     def delete(self, job: Job, reference: dict[str, str] | None = None) -> None:
         archive_id = (reference or {}).get("results_file_archive_id") or job.results_file_archive_id

@@ -1,0 +1,24 @@
+"""What the API shows of a job: an allow-list, so storage internals never leak."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from gas.jobs import Job, JobStatus
+
+
+def test_a_job_shows_what_happened_and_never_where_files_live_or_who_runs_it() -> None:
+    values = {f.name: f"x-{f.name}" for f in dataclasses.fields(Job)}
+    values.update(submit_time=1, job_status=JobStatus.COMPLETED, summary={"CDS": 2})
+    shown = Job(**values).public()
+    assert set(shown) == set(Job.PUBLIC)
+    assert not {k for k in shown if k.startswith("s3_") or k in ("claim_id", "heartbeat_at")}
+    assert shown["summary"] == {"CDS": 2}
+
+
+def test_empty_values_are_left_out() -> None:
+    job = Job("j", "u", "a.vcf", "bucket", "key", submit_time=1)
+    assert job.public() == {
+        "job_id": "j", "user_id": "u", "input_file_name": "a.vcf", "submit_time": 1,
+        "job_status": JobStatus.PENDING, "assembly": "hg19",
+    }  # fmt: skip
