@@ -8,6 +8,9 @@ test) pays on `/stripe/checkout/<id>` and cancels on `/stripe/portal/<id>`; each
 sends the signed webhook event Stripe would send to `GAS_WEB_URL/stripe/webhook`,
 synchronously and before the redirect, so the application has seen it when the browser
 lands back. Nothing is charged and everything is forgotten when the process stops.
+Parameters are read generically (`parse_params`: Stripe's `a[b][0][c]=v` into dicts and
+lists); those the stand-in acts on are checked and any other is ignored, so a newer
+stripe-python that sends more needs no change here.
 
 Deliberately simpler than Stripe: one product and price, subscriptions are active at once
 and cancel immediately, only the events the application handles are sent
@@ -53,8 +56,6 @@ log = logging.getLogger(__name__)
 api = Blueprint("stripe_api", __name__, url_prefix="/v1")
 pages = Blueprint("stripe", __name__, url_prefix="/stripe")
 
-# The API version stripe-python 16 pins (`stripe.api_version`); events carry it as Stripe's do.
-API_VERSION = "2026-10-28.endive"
 PRODUCT_ID = "prod_gas_premium_local"
 PRODUCT_NAME = "GAS Premium"
 UNIT_AMOUNT = 1000  # cents: $10.00 a month
@@ -64,77 +65,6 @@ PERIOD_S = 30 * 86400
 SESSION_TTL_S = 24 * 3600  # Stripe's default expiry of a Checkout session
 WEBHOOK_ATTEMPTS = 3
 WEBHOOK_TIMEOUT_S = 5
-
-# Top-level parameters the SDK may send (its *CreateParams, less request options): the
-# stand-in models a few and ignores the rest; any other name is refused, as Stripe does.
-CHECKOUT_PARAMS = frozenset(
-    [
-        "adaptive_pricing",
-        "after_expiration",
-        "allow_promotion_codes",
-        "allowed_payment_method_types",
-        "automatic_tax",
-        "billing_address_collection",
-        "branding_settings",
-        "cancel_url",
-        "client_reference_id",
-        "consent_collection",
-        "currency",
-        "custom_fields",
-        "custom_text",
-        "customer",
-        "customer_account",
-        "customer_creation",
-        "customer_email",
-        "customer_update",
-        "discounts",
-        "excluded_payment_method_types",
-        "expand",
-        "expires_at",
-        "integration_identifier",
-        "invoice_creation",
-        "line_items",
-        "locale",
-        "managed_payments",
-        "metadata",
-        "mode",
-        "name_collection",
-        "optional_items",
-        "origin_context",
-        "payment_intent_data",
-        "payment_method_collection",
-        "payment_method_configuration",
-        "payment_method_data",
-        "payment_method_options",
-        "permissions",
-        "phone_number_collection",
-        "redirect_on_completion",
-        "return_url",
-        "saved_payment_method_options",
-        "setup_intent_data",
-        "shipping_address_collection",
-        "shipping_options",
-        "submit_type",
-        "subscription_data",
-        "success_url",
-        "tax_id_collection",
-        "ui_mode",
-        "wallet_options",
-    ]
-)
-PORTAL_PARAMS = frozenset(
-    [
-        "after_expiration",
-        "configuration",
-        "customer",
-        "customer_account",
-        "expand",
-        "flow_data",
-        "locale",
-        "on_behalf_of",
-        "return_url",
-    ]
-)
 
 _ID_ALPHABET = string.ascii_letters + string.digits
 _PARAM_KEY = re.compile(r"([^\[\]]+)((?:\[[^\[\]]*\])*)")
@@ -327,7 +257,6 @@ class Billing:
     # Checkout
 
     def create_checkout_session(self, params: Mapping[str, Any]) -> dict[str, Any]:
-        _refuse_unknown(params, CHECKOUT_PARAMS)
         mode = params.get("mode")
         if mode is None:
             raise _param_missing("mode")
@@ -539,7 +468,6 @@ class Billing:
     def create_portal_session(
         self, params: Mapping[str, Any], default_return: str
     ) -> dict[str, Any]:
-        _refuse_unknown(params, PORTAL_PARAMS)
         customer_id = params.get("customer")
         if not customer_id:
             raise _param_missing("customer")
@@ -718,7 +646,6 @@ class Billing:
         event = {
             "id": new_id("evt_"),
             "object": "event",
-            "api_version": API_VERSION,
             "created": now,
             "data": data,
             "livemode": False,
@@ -783,14 +710,6 @@ def _newest(obj: Mapping[str, Any]) -> int:
 
 def _param_missing(name: str) -> StripeError:
     return StripeError(f"Missing required param: {name}.", code="parameter_missing", param=name)
-
-
-def _refuse_unknown(params: Mapping[str, Any], known: frozenset[str]) -> None:
-    for name in params:
-        if name not in known:
-            raise StripeError(
-                f"Received unknown parameter: {name}", code="parameter_unknown", param=name
-            )
 
 
 def _check_url(url: Any, param: str) -> None:
@@ -884,7 +803,6 @@ def authenticate() -> None:
 @api.after_request
 def request_id(answer: Response) -> Response:
     answer.headers.setdefault("Request-Id", new_id("req_", 14))
-    answer.headers["Stripe-Version"] = request.headers.get("Stripe-Version", API_VERSION)
     return answer
 
 
