@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -18,9 +17,9 @@ import pytest
 import requests
 import stripe
 
-from devstack.standins.stripe_api import API_VERSION, parse_params
+from devstack.standins.stripe_api import parse_form
 from tests.conftest import free_port, local_values
-from tests.standins.conftest import StandIns, parse_form, start_standins, submit_form
+from tests.standins.conftest import StandIns, start_standins, submit_form
 
 pytestmark = pytest.mark.integration
 
@@ -129,7 +128,7 @@ def client(server: StandIns, monkeypatch: pytest.MonkeyPatch) -> stripe.StripeCl
 
 
 def checkout(client: stripe.StripeClient, **overrides: Any) -> stripe.checkout.Session:
-    """A premium subscription's Checkout session, as the web app will create it."""
+    """A premium subscription's Checkout session, with the parameters gas/billing.py sends."""
     params = {
         "mode": "subscription",
         "line_items": [{"price": PRICE_ID, "quantity": 1}],
@@ -138,48 +137,77 @@ def checkout(client: stripe.StripeClient, **overrides: Any) -> stripe.checkout.S
         "success_url": SUCCESS_URL,
         "cancel_url": CANCEL_URL,
         "subscription_data": {"metadata": {"user_id": "user-1"}},
-        "metadata": {"user_id": "user-1"},
+        "metadata": {"user_id": "user-1", "price": PRICE_ID},
         **overrides,
     }
     return client.v1.checkout.sessions.create({k: v for k, v in params.items() if v is not None})
+
+
+def portal(
+    client: stripe.StripeClient, customer: str, **extra: Any
+) -> stripe.billing_portal.Session:
+    """A portal session, with the parameters gas/billing.py sends."""
+    return client.v1.billing_portal.sessions.create(
+        {"customer": customer, "return_url": RETURN_URL, **extra}
+    )
 
 
 def paid(client: stripe.StripeClient, receiver: Receiver, **overrides: Any) -> stripe.Event:
     """Check out and pay; the checkout.session.completed event the application got."""
     answer = submit_form(checkout(client, **overrides).url)
     assert answer.status_code == 303, answer.text
-    [event] = receiver.events()
-    with receiver.lock:
-        receiver.received.clear()
+    [event] = taken(receiver)
     return event
 
 
-def events_json(server: StandIns) -> list[dict[str, Any]]:
-    answer = requests.get(f"{server.url}/stripe/events.json", timeout=5)
-    assert answer.status_code == 200
-    return answer.json()["events"]
+def taken(receiver: Receiver) -> list[stripe.Event]:
+    """The events received so far, verified; the receiver is emptied."""
+    events = receiver.events()
+    with receiver.lock:
+        receiver.received.clear()
+    return events
 
 
-def test_the_sdk_creates_a_checkout_session_and_reads_it_back(client, server):
+def logged(server: StandIns, msg: str) -> list[dict[str, Any]]:
+    lines = [json.loads(line) for line in server.log_path.read_text().splitlines()]
+    return [line for line in lines if line["msg"] == msg]
+
+
+def test_the_sdk_creates_a_checkout_session(client, server):
     session = checkout(client)
     assert isinstance(session, stripe.checkout.Session)
     assert session.id.startswith("cs_test_")
-    assert session.url == f"{server.url}/stripe/checkout/{session.id}"
-    assert (session.object, session.mode, session.status) == (
+    assert session.url == f"{server.url}/stripe/checkout/{session.id}"  # what GAS reads
+    assert (session.object, session.mode, session.payment_status) == (
         "checkout.session",
         "subscription",
-        "open",
+        "unpaid",
     )
-    assert session.payment_status == "unpaid"
-    assert (session.client_reference_id, session.customer_email) == ("user-1", "ada@example.org")
+    assert session.client_reference_id == "user-1"
     assert session.customer is None and session.subscription is None
-    assert (session.success_url, session.cancel_url) == (SUCCESS_URL, CANCEL_URL)
-    assert session.metadata.to_dict() == {"user_id": "user-1"}
-    assert session.livemode is False
-    assert abs(session.created - time.time()) < 60
+    assert session.metadata.to_dict() == {"user_id": "user-1", "price": PRICE_ID}
 
-    again = client.v1.checkout.sessions.retrieve(session.id)
-    assert again.to_dict() == session.to_dict()
+
+def test_parameters_the_stand_in_does_not_read_are_ignored_not_refused(client, receiver):
+    """A newer stripe-python may send parameters unheard of today, at any depth."""
+    session = checkout(
+        client,
+        line_items=[{"price": PRICE_ID, "quantity": 1, "adjustable_quantity": {"enabled": False}}],
+        subscription_data={
+            "metadata": {"user_id": "user-1"},
+            "trial_settings": {"end_behavior": {"missing_payment_method": "cancel"}},
+        },
+        future_option={"enabled": True, "rules": [{"kind": "a", "limits": [1, 2]}]},
+        expand=["customer"],
+    )
+    assert submit_form(session.url).status_code == 303
+    [event] = receiver.events()
+    completed = event.data.object
+    assert completed.payment_status == "paid"
+    assert completed.metadata.to_dict() == {"user_id": "user-1", "price": PRICE_ID}
+    found = portal(client, completed.customer, flow_data={"type": "payment_method_update"},
+                   locale="auto", future_flag=True)  # fmt: skip
+    assert found.url.endswith(found.id)
 
 
 def test_a_wrong_or_missing_api_key_is_refused(server):
@@ -199,13 +227,22 @@ def test_a_wrong_or_missing_api_key_is_refused(server):
     ("overrides", "param", "code"),
     [
         ({"line_items": [{"price": "price_other", "quantity": 1}]}, "line_items[0][price]", None),
+        ({"line_items": None}, "line_items[0][price]", "parameter_missing"),
         ({"mode": "payment"}, "mode", None),
+        ({"mode": None}, "mode", "parameter_missing"),
         ({"success_url": None}, "success_url", "parameter_missing"),
         ({"cancel_url": "not a url"}, "cancel_url", "url_invalid"),
         ({"customer": "cus_unknown", "customer_email": None}, "customer", "resource_missing"),
-        ({"allow_promotion_codes": True, "coupon": "x"}, "coupon", "parameter_unknown"),
     ],
-    ids=["wrong price", "wrong mode", "no success url", "bad url", "unknown customer", "unknown"],
+    ids=[
+        "wrong price",
+        "no price",
+        "wrong mode",
+        "no mode",
+        "no success url",
+        "bad url",
+        "unknown customer",
+    ],
 )
 def test_a_request_stripe_would_refuse_is_an_invalid_request(client, overrides, param, code):
     with pytest.raises(stripe.InvalidRequestError) as caught:
@@ -217,6 +254,24 @@ def test_a_request_stripe_would_refuse_is_an_invalid_request(client, overrides, 
     assert caught.value.error.type == "invalid_request_error"
 
 
+def test_a_missing_required_parameter_has_stripes_error_shape(server):
+    answer = requests.post(
+        f"{server.url}/v1/checkout/sessions",
+        data={"mode": "subscription", "line_items[0][price]": PRICE_ID, "cancel_url": CANCEL_URL},
+        headers={"Authorization": f"Bearer {API_KEY}"},
+        timeout=5,
+    )
+    assert answer.status_code == 400
+    assert answer.json() == {
+        "error": {
+            "type": "invalid_request_error",
+            "message": "Missing required param: success_url.",
+            "param": "success_url",
+            "code": "parameter_missing",
+        }
+    }
+
+
 def test_a_wrong_price_names_the_setting(client):
     with pytest.raises(stripe.InvalidRequestError) as caught:
         checkout(client, line_items=[{"price": "price_other"}])
@@ -225,13 +280,12 @@ def test_a_wrong_price_names_the_setting(client):
     assert "GAS_STRIPE_PRICE_ID" in caught.value.user_message
 
 
-def test_paying_redirects_to_the_success_url_and_sends_one_signed_event(client, server, receiver):
+def test_paying_redirects_to_the_success_url_and_sends_one_signed_event(client, receiver):
     session = checkout(client)
     page = requests.get(session.url, timeout=5)
     assert page.status_code == 200
     assert "Stripe stand-in — development only" in page.text
-    assert "$10.00" in page.text and "ada@example.org" in page.text
-    assert ">Pay</button>" in page.text
+    assert "$10.00" in page.text and ">Pay</button>" in page.text
     assert f'href="{CANCEL_URL}"' in page.text
 
     answer = submit_form(session.url)
@@ -240,42 +294,19 @@ def test_paying_redirects_to_the_success_url_and_sends_one_signed_event(client, 
 
     [event] = receiver.events()  # construct_event verified the signature with the secret
     assert isinstance(event, stripe.Event)
-    assert (event.type, event.object, event.livemode) == (
-        "checkout.session.completed",
-        "event",
-        False,
-    )
+    assert (event.type, event.object) == ("checkout.session.completed", "event")
     assert event.id.startswith("evt_")
-    assert event.api_version == API_VERSION == stripe.api_version
-    completed = event.data.object
+    completed = event.data.object  # every field gas/billing.py reads of it
     assert isinstance(completed, stripe.checkout.Session)
-    assert (completed.id, completed.status, completed.payment_status) == (
+    assert (completed.id, completed.mode, completed.payment_status) == (
         session.id,
-        "complete",
+        "subscription",
         "paid",
     )
     assert completed.client_reference_id == "user-1"
     assert completed.customer.startswith("cus_")
     assert completed.subscription.startswith("sub_")
-    assert completed.metadata.to_dict() == {"user_id": "user-1"}
-
-    subscription = client.v1.subscriptions.retrieve(completed.subscription)
-    assert isinstance(subscription, stripe.Subscription)
-    assert (subscription.status, subscription.customer) == ("active", completed.customer)
-    assert subscription.metadata.to_dict() == {"user_id": "user-1"}
-    assert subscription["items"].data[0].price.id == PRICE_ID
-    customer = client.v1.customers.retrieve(completed.customer)
-    assert (customer.object, customer.email) == ("customer", "ada@example.org")
-    assert client.v1.checkout.sessions.retrieve(session.id).to_dict() == completed.to_dict()
-
-    [sent, *_] = events_json(server)
-    assert sent["id"] == event.id
-    assert (sent["type"], sent["delivered"], sent["status_code"], sent["attempts"]) == (
-        "checkout.session.completed",
-        True,
-        200,
-        1,
-    )
+    assert completed.metadata.to_dict() == {"user_id": "user-1", "price": PRICE_ID}
 
 
 def test_the_signature_is_refused_with_another_secret_or_too_late(client, receiver):
@@ -301,21 +332,6 @@ def test_paying_twice_sends_no_second_event(client, receiver):
     assert "complete" in requests.get(session.url, timeout=5).text
 
 
-def test_without_an_email_the_page_asks_for_one(client, receiver):
-    session = checkout(client, customer_email=None)
-    form = parse_form(requests.get(session.url, timeout=5).text)
-    assert "email" in form.fields
-    refused = requests.post(session.url, data={"email": "not-an-email"}, timeout=5)
-    assert refused.status_code == 400
-    assert "is not an email address" in refused.text
-    assert receiver.received == []
-
-    submit_form(session.url, email="grace@example.org")
-    [event] = receiver.events()
-    customer = client.v1.customers.retrieve(event.data.object.customer)
-    assert customer.email == "grace@example.org"
-
-
 def test_an_existing_customer_is_reused(client, receiver):
     first = paid(client, receiver)
     second = paid(client, receiver, customer=first.data.object.customer, customer_email=None)
@@ -325,26 +341,17 @@ def test_an_existing_customer_is_reused(client, receiver):
 
 def test_the_portal_cancels_and_sends_updated_then_deleted(client, server, receiver):
     completed = paid(client, receiver).data.object
-    portal = client.v1.billing_portal.sessions.create(
-        {"customer": completed.customer, "return_url": RETURN_URL}
-    )
-    assert isinstance(portal, stripe.billing_portal.Session)
-    assert portal.id.startswith("bps_")
-    assert (portal.object, portal.customer, portal.return_url, portal.livemode) == (
-        "billing_portal.session",
-        completed.customer,
-        RETURN_URL,
-        False,
-    )
-    assert portal.url == f"{server.url}/stripe/portal/{portal.id}"
-    page = requests.get(portal.url, timeout=5).text
+    session = portal(client, completed.customer)
+    assert isinstance(session, stripe.billing_portal.Session)
+    assert (session.object, session.id[:4]) == ("billing_portal.session", "bps_")
+    assert session.url == f"{server.url}/stripe/portal/{session.id}"  # what GAS reads
+    page = requests.get(session.url, timeout=5).text
     assert "Stripe stand-in — development only" in page
     assert ">Cancel subscription</button>" in page and completed.subscription in page
     assert f'href="{RETURN_URL}"' in page
-    assert 'action="/stripe/dev/invoice-payment-failed"' in page
-    assert "Simulate a failed payment" in page
+    assert f'action="/stripe/portal/{session.id}/payment-failed"' in page
 
-    answer = submit_form(portal.url)
+    answer = submit_form(session.url)
     assert answer.status_code == 303
     assert answer.headers["Location"] == RETURN_URL
 
@@ -353,99 +360,69 @@ def test_the_portal_cancels_and_sends_updated_then_deleted(client, server, recei
         "customer.subscription.updated",
         "customer.subscription.deleted",
     )
-    for event in (updated, deleted):
-        assert isinstance(event.data.object, stripe.Subscription)
-        assert event.data.object.id == completed.subscription
-        assert event.data.object.status == "canceled"
-        assert event.data.object.metadata.to_dict() == {"user_id": "user-1"}
-    assert updated.data.previous_attributes.to_dict() == {"status": "active"}
-    subscription = client.v1.subscriptions.retrieve(completed.subscription)
-    assert subscription.status == "canceled" and subscription.canceled_at is not None
-    assert [e["type"] for e in events_json(server)[:2]] == [deleted.type, updated.type]
+    for event in (updated, deleted):  # every field gas/billing.py reads of them
+        subscription = event.data.object
+        assert isinstance(subscription, stripe.Subscription)
+        assert (subscription.id, subscription.customer, subscription.status) == (
+            completed.subscription,
+            completed.customer,
+            "canceled",
+        )
+        assert subscription.metadata.to_dict() == {"user_id": "user-1"}
 
-    page = requests.get(portal.url, timeout=5).text
+    page = requests.get(session.url, timeout=5).text
     assert "canceled" in page and "Cancel subscription" not in page
+    again = requests.post(session.url, data={"subscription": completed.subscription},
+                          allow_redirects=False, timeout=5)  # fmt: skip
+    assert again.status_code == 303 and len(receiver.received) == 2  # nothing sent again
 
 
-def test_the_api_lists_and_cancels_subscriptions_too(client, receiver):
+def test_the_portal_simulates_a_failed_payment(client, receiver):
     completed = paid(client, receiver).data.object
-    listed = client.v1.subscriptions.list({"customer": completed.customer})
-    assert [s.id for s in listed.data] == [completed.subscription]
-
-    canceled = client.v1.subscriptions.cancel(completed.subscription)
-    assert (canceled.id, canceled.status) == (completed.subscription, "canceled")
-    assert [e.type for e in receiver.events()] == [
-        "customer.subscription.updated",
-        "customer.subscription.deleted",
-    ]
-    assert client.v1.subscriptions.list({"customer": completed.customer}).data == []
-    every = client.v1.subscriptions.list({"customer": completed.customer, "status": "all"})
-    assert [s.status for s in every.data] == ["canceled"]
-
-
-def test_a_failed_payment_can_be_simulated(client, server, receiver):
-    completed = paid(client, receiver).data.object
+    session = portal(client, completed.customer)
     answer = requests.post(
-        f"{server.url}/stripe/dev/invoice-payment-failed",
-        data={"customer": completed.customer},
+        f"{session.url}/payment-failed",
+        data={"subscription": completed.subscription},
+        allow_redirects=False,
         timeout=5,
     )
-    assert answer.status_code == 200
-    [event] = receiver.events()
-    assert answer.json() == {"sent": event.id, "delivered": True}
+    assert answer.status_code == 303 and answer.headers["Location"].endswith(session.id)
+    [event] = taken(receiver)
     assert event.type == "invoice.payment_failed"
-    invoice = event.data.object
+    invoice = event.data.object  # every field gas/billing.py reads of it
     assert isinstance(invoice, stripe.Invoice)
-    assert invoice.id.startswith("in_")
-    assert (invoice.customer, invoice.subscription, invoice.customer_email) == (
-        completed.customer,
-        completed.subscription,
-        "ada@example.org",
-    )
-    assert (invoice.status, invoice.attempt_count, invoice.amount_due) == ("open", 1, 1000)
-    assert invoice.subscription_details.metadata.to_dict() == {"user_id": "user-1"}
+    assert (invoice.id[:3], invoice.customer) == ("in_", completed.customer)
+    details = invoice.parent.subscription_details
+    assert details.metadata.to_dict() == {"user_id": "user-1"}
 
-    unknown = requests.post(
-        f"{server.url}/stripe/dev/invoice-payment-failed", data={"customer": "cus_x"}, timeout=5
-    )
-    assert unknown.status_code == 400
-    assert unknown.json()["error"]["code"] == "resource_missing"
+    other = paid(client, receiver).data.object  # another customer's subscription
+    refused = requests.post(f"{session.url}/payment-failed",
+                            data={"subscription": other.subscription}, timeout=5)  # fmt: skip
+    assert refused.status_code == 404 and receiver.received == []
 
 
-def test_a_portal_session_for_an_unknown_customer_is_refused(client):
+def test_a_portal_session_for_an_unknown_customer_or_without_return_url_is_refused(client):
     with pytest.raises(stripe.InvalidRequestError) as caught:
-        client.v1.billing_portal.sessions.create({"customer": "cus_nobody", "return_url": APP})
+        portal(client, "cus_nobody")
     assert (caught.value.http_status, caught.value.code) == (400, "resource_missing")
     assert "No such customer: 'cus_nobody'" in caught.value.user_message
+    with pytest.raises(stripe.InvalidRequestError) as caught:
+        client.v1.billing_portal.sessions.create({"customer": "cus_nobody"})
+    assert (caught.value.param, caught.value.code) == ("return_url", "parameter_missing")
 
 
-def test_unknown_ids_are_stripe_errors_and_unknown_pages_say_so(client, server):
-    with pytest.raises(stripe.InvalidRequestError) as caught:
-        client.v1.checkout.sessions.retrieve("cs_test_nothing")
-    assert (caught.value.http_status, caught.value.code) == (404, "resource_missing")
-    with pytest.raises(stripe.InvalidRequestError) as caught:
-        client.v1.invoices.retrieve("in_nothing")  # a call the stand-in does not serve
-    assert "Unrecognized request URL (GET: /v1/invoices/in_nothing)" in caught.value.user_message
+def test_calls_gas_does_not_make_and_unknown_pages_say_so(client, server):
+    for call in (
+        lambda: client.v1.checkout.sessions.retrieve("cs_test_nothing"),
+        lambda: client.v1.invoices.retrieve("in_nothing"),
+    ):
+        with pytest.raises(stripe.InvalidRequestError) as caught:
+            call()
+        assert caught.value.http_status == 404
+        assert "Unrecognized request URL (GET: /v1/" in caught.value.user_message
     page = requests.get(f"{server.url}/stripe/checkout/cs_test_nothing", timeout=5)
     assert page.status_code == 404
     assert "No such checkout.session: &#39;cs_test_nothing&#39;" in page.text
-
-
-def test_a_retried_create_with_the_same_idempotency_key_is_one_session(client):
-    first = client.v1.checkout.sessions.create(
-        {
-            "mode": "subscription",
-            "line_items": [{"price": PRICE_ID, "quantity": 1}],
-            "success_url": SUCCESS_URL,
-            "cancel_url": CANCEL_URL,
-        },
-        {"idempotency_key": "retry-me"},
-    )
-    again = client.v1.checkout.sessions.create(
-        {"mode": "subscription", "line_items": [{"price": PRICE_ID}]},
-        {"idempotency_key": "retry-me"},
-    )
-    assert again.id == first.id
 
 
 def test_a_failing_webhook_endpoint_still_lets_the_user_pay(client, server, receiver):
@@ -455,13 +432,9 @@ def test_a_failing_webhook_endpoint_still_lets_the_user_pay(client, server, rece
     assert answer.status_code == 303
     assert answer.headers["Location"].endswith(session.id)
     assert len(receiver.received) == 3  # three attempts, each signed
-    [sent, *_] = events_json(server)
-    assert (sent["type"], sent["delivered"], sent["status_code"], sent["attempts"]) == (
-        "checkout.session.completed",
-        False,
-        500,
-        3,
-    )
+    [sent] = receiver.events()[:1]
+    [warning] = [w for w in logged(server, "webhook not delivered") if w["event_id"] == sent.id]
+    assert (warning["attempts"], warning["error"][:8]) == (3, "HTTP 500")
 
 
 def test_an_unreachable_application_still_lets_the_user_pay(tmp_path, monkeypatch):
@@ -474,22 +447,15 @@ def test_an_unreachable_application_still_lets_the_user_pay(tmp_path, monkeypatc
         answer = submit_form(session.url)
         assert answer.status_code == 303
         assert answer.headers["Location"].endswith(session.id)
-        [sent] = events_json(server)
-        assert (sent["delivered"], sent["status_code"], sent["attempts"]) == (False, None, 3)
-        assert sent["error"].startswith("ConnectionError")
     finally:
         server.process.stop()
-    logged = [json.loads(line) for line in server.log_path.read_text().splitlines()]
-    [warning] = [line for line in logged if line["msg"] == "webhook not delivered"]
+    [warning] = logged(server, "webhook not delivered")
     assert warning["url"] == f"{nowhere}/stripe/webhook" and warning["attempts"] == 3
+    assert warning["type"] == "checkout.session.completed"
+    assert warning["error"].startswith("ConnectionError")
 
 
-def test_the_home_page_links_the_sent_events(server):
-    page = requests.get(f"{server.url}/", timeout=5).text
-    assert 'href="/stripe/events.json"' in page
-
-
-def test_form_encoding_is_read_back_into_objects():
+def test_form_encoding_is_read_back_into_objects_whatever_the_names():
     pairs = [
         ("mode", "subscription"),
         ("line_items[0][price]", "price_a"),
@@ -498,11 +464,13 @@ def test_form_encoding_is_read_back_into_objects():
         ("subscription_data[metadata][user_id]", "u1"),
         ("metadata[0]", "kept as a key"),
         ("expand[0]", "subscription"),
+        ("not_yet_invented[deep][0][er]", "x"),
     ]
-    assert parse_params(pairs) == {
+    assert parse_form(pairs) == {
         "mode": "subscription",
         "line_items": [{"price": "price_a", "quantity": "2"}, {"price": "price_b"}],
         "subscription_data": {"metadata": {"user_id": "u1"}},
         "metadata": {"0": "kept as a key"},
         "expand": ["subscription"],
+        "not_yet_invented": {"deep": [{"er": "x"}]},
     }
