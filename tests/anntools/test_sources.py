@@ -1,10 +1,11 @@
-"""The table of sources: the builtins are exactly what they have always been."""
+"""The table of sources: the builtins, declared in `builtin_sources.toml`, are exactly what
+they were when declared in Python."""
 
 from __future__ import annotations
 
 import hashlib
 
-from ann.anntools.sources import BUILTIN_SOURCES, fingerprint
+from ann.anntools.sources import BUILTIN_SOURCES, REGION_CLASSES, REGION_DEFAULT, fingerprint
 
 # What the builtins were when `sources.py` declared them in Python (commit 1c05743): their
 # fingerprint (part of every bundle's manifest) and a digest of their repr (every field,
@@ -22,3 +23,9 @@ def test_builtin_sources_are_unchanged():
     assert order == [("hg19", n) for n in HG19] + [("hg38", n) for n in HG38]
     assert fingerprint(BUILTIN_SOURCES) == BUILTIN_FINGERPRINT
     assert hashlib.sha256(repr(BUILTIN_SOURCES).encode()).hexdigest() == BUILTIN_REPR_SHA256
+
+
+def test_every_region_tier_describes_every_class():
+    expected = "Most specific region: " + ", ".join((*REGION_CLASSES, REGION_DEFAULT))
+    regions = [s for s in BUILTIN_SOURCES if s.match == "region"]
+    assert regions and all(s.description == expected for s in regions)
