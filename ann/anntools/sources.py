@@ -75,12 +75,13 @@ def _read_entries(path: Path, what: str) -> list[dict[str, Any]]:
 
 def load_builtin_sources(path: Path = BUILTIN_FILE) -> tuple[SourceSpec, ...]:
     """The builtin sources declared in `path` (see its header): per assembly, in `PACKAGES`
-    order, each in the file's order."""
+    order, each in the file's order. A key or name repeated within an assembly is refused."""
     declared = [
         (f"[[source]] #{i}", spec)
         for i, entry in enumerate(_read_entries(path, "builtin sources"), start=1)
         for spec in _builtin_specs(entry, f"{path}: [[source]] #{i}")
     ]
+    _refuse_duplicates(path, [], declared)
     return tuple(spec for assembly in PACKAGES for _, spec in declared if spec.assembly == assembly)
 
 
@@ -142,11 +143,15 @@ def _builtin_checks(
 
 
 def load_user_sources(path: Path) -> list[SourceSpec]:
-    """User sources from a TOML file of `[[source]]` tables (see docs/anntools.md)."""
-    return [
-        _user_spec(entry, path, f"{path}: [[source]] #{i}")
+    """User sources from a TOML file of `[[source]]` tables (see docs/anntools.md). A key or
+    name that repeats a builtin's or another user source's (per assembly) is refused."""
+    declared = [
+        (f"[[source]] #{i}", _user_spec(entry, path, f"{path}: [[source]] #{i}"))
         for i, entry in enumerate(_read_entries(path, "user sources"), start=1)
     ]
+    builtins = [(f"builtin source {s.name!r}", s) for s in BUILTIN_SOURCES]
+    _refuse_duplicates(path, builtins, declared)
+    return [spec for _, spec in declared]
 
 
 def _user_spec(entry: dict[str, Any], path: Path, where: str) -> SourceSpec:
@@ -183,6 +188,31 @@ def _user_spec(entry: dict[str, Any], path: Path, where: str) -> SourceSpec:
         builtin=False,
         extra={"value": entry.get("value", "id")},
     )
+
+
+def _clash(spec: SourceSpec, other: SourceSpec) -> str | None:
+    """What `spec` repeats of `other` in the same assembly: its key (only the tiers of REGION
+    share one) or its name (the bundle builder holds tables by name)."""
+    if spec.assembly != other.assembly:
+        return None
+    if spec.key == other.key and not spec.match == other.match == "region":
+        return f"key {spec.key!r}"
+    if spec.name == other.name:
+        return f"name {spec.name!r}"
+    return None
+
+
+def _refuse_duplicates(
+    path: Path, taken: list[tuple[str, SourceSpec]], declared: list[tuple[str, SourceSpec]]
+) -> None:
+    """Refuse the first of `declared` (where in `path`, spec) that repeats one of `taken`
+    (label, spec) or an earlier one of `declared`."""
+    seen = list(taken)
+    for where, spec in declared:
+        for label, other in seen:
+            if clash := _clash(spec, other):
+                raise AnnotationError(f"{path}: {where}: {clash} ({spec.assembly}) repeats {label}")
+        seen.append((where, spec))
 
 
 BUILTIN_SOURCES: tuple[SourceSpec, ...] = load_builtin_sources()
