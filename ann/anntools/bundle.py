@@ -190,6 +190,8 @@ def _build_assembly(specs: list[SourceSpec], tarball: Path, out: Path) -> dict[s
 
     out.mkdir(parents=True)
     parquet = _read_parquet_members(tarball, {s.file for s in specs if s.builtin})
+    # Per assembly, names and keys are unique (sources.py refuses repeats) but for the REGION
+    # tiers, which share their key: a group of more than one spec is only ever REGION's.
     loaded = {s.name: tables.load_source(s, parquet) for s in specs}
 
     lengths = dict(CHROMOSOME_LENGTHS[specs[0].assembly])
