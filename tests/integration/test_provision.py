@@ -47,6 +47,8 @@ def _snapshot(settings) -> dict:
 
 
 def test_provision_creates_every_resource_of_the_design(settings):
+    """The design is docs/architecture.md ("AWS resources"): buckets, tables and indexes,
+    topics, queues with their DLQs, subscriptions and filters, the SES sender."""
     changes = provision(settings, report=lambda _c: None)
     assert all(c.action in ("created", "updated") for c in changes)
     snap = _snapshot(settings)
