@@ -57,7 +57,7 @@ def make_handler(settings: Settings) -> Handler:
         claim_id = uuid.uuid4().hex
         claimed = jobs.claim(job_id, claim_id, settings.job_stale_after_s)
         if claimed is None:
-            _not_claimable(jobs, bus, job_id, settings)
+            _not_claimable(jobs, bus, job_id, settings, message.receive_count)
             return
         log.info(
             "job claimed", extra={"claim_id": claim_id, "receive_count": message.receive_count}
@@ -217,7 +217,9 @@ def time_limit(limit_s: int, plan: str) -> str:
     return f"the annotation took longer than {took}, the most a job may run on the {plan} plan"
 
 
-def _not_claimable(jobs: JobStore, bus: Bus, job_id: str, settings: Settings) -> None:
+def _not_claimable(
+    jobs: JobStore, bus: Bus, job_id: str, settings: Settings, receive_count: int
+) -> None:
     job = jobs.get(job_id)
     if job is None:
         log.warning("job request for an unknown job; dropped")
@@ -228,7 +230,12 @@ def _not_claimable(jobs: JobStore, bus: Bus, job_id: str, settings: Settings) ->
             bus.job_finished(job.job_id, job.user_id, job.job_status)
         log.info("job already %s; request dropped", job.job_status)
         return
-    # Another run holds it. Look again when its heartbeat would be stale.
+    # Another run holds it. Look again when its heartbeat would be stale; but not into the
+    # dead-letter queue (each look is a receive): near the limit, drop the request, since the
+    # lost-job sweep requests a RUNNING job again once its run goes silent.
+    if receive_count >= settings.queue_max_receive_count - 1:
+        log.info("job is running elsewhere; duplicate request dropped")
+        return
     silent_for = int(time.time()) - (job.heartbeat_at or 0)
     raise RetryLater(
         max(1, settings.job_stale_after_s - silent_for + 1), "job is running elsewhere"
