@@ -10,8 +10,10 @@ with a message naming the variable.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import os
+import tomllib
 import types
 import typing
 from collections.abc import Mapping
@@ -29,6 +31,30 @@ LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 
 class SettingsError(Exception):
     """A setting is missing or malformed; the message names the variable."""
+
+
+def version() -> str:
+    """The version of GAS: `version` in pyproject.toml, the one place it is set."""
+    with (ROOT / "pyproject.toml").open("rb") as pyproject:
+        return str(tomllib.load(pyproject)["project"]["version"])
+
+
+def command_line(prog: str, doc: str | None) -> argparse.ArgumentParser:
+    """The argument parser every GAS program's main starts from, before it reads a setting:
+    `--help` describes the program with the first paragraph of `doc` (its module docstring),
+    `--version` prints the GAS version, and an unknown argument exits 2 with a usage error,
+    so a typo never starts a process."""
+    summary = " ".join((doc or "").strip().split("\n\n")[0].split())
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description=summary or None,
+        epilog="Settings: GAS_* environment variables over config/<GAS_ENV>.env "
+        "(every one is described in .env.example).",
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"GAS {version()}", help="print the GAS version"
+    )
+    return parser
 
 
 def _doc(text: str, **kwargs: typing.Any) -> typing.Any:

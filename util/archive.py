@@ -24,7 +24,7 @@ from gas import archive
 from gas.files import Files
 from gas.jobs import DROP, Job, JobStatus, JobStore
 from gas.log import log_context
-from gas.settings import Settings
+from gas.settings import Settings, command_line
 from gas.users import UserStore
 from gas.worker import Handler, Message, RetryLater, serve
 
@@ -111,4 +111,5 @@ def sweeper(settings: Settings) -> tuple[float, Callable[[], None]]:
 
 
 if __name__ == "__main__":
+    command_line("python -m util.archive", __doc__).parse_args()
     serve("archive", lambda s: s.archive_queue, make_handler, every=sweeper)
