@@ -129,6 +129,10 @@ class Settings:
         "Globus Auth client secret (a secret: environment only, except the local stand-in's)",
         default="",
     )
+    globus_auth_url: str = _doc(
+        "Globus Auth base URL: the local stand-in in development, empty for Globus Auth itself",
+        default="",
+    )
     stripe_api_key: str = _doc(
         "Stripe secret API key (a secret: environment only, except the local stand-in's)",
         default="",
@@ -265,14 +269,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     values = read_env_file(defaults_file) if defaults_file.exists() else {}
     values.update({k: v for k, v in environ.items() if k.startswith(PREFIX)})
     values[env_name("env")] = env
-    settings = settings_from(values)
-    if settings.env == "aws":
-        for name in SDK_VARIABLES:  # dev wiring read by an SDK, not by us
-            if environ.get(name):
-                raise SettingsError(
-                    f"{name} must be unset when GAS_ENV=aws (it is for development)"
-                )
-    return settings
+    return settings_from(values)
 
 
 def settings_from(values: Mapping[str, str]) -> Settings:
@@ -325,7 +322,13 @@ def _check(s: Settings) -> None:
         raise SettingsError(f"{env_name('aws_endpoint_url')} is required when GAS_ENV=local")
     if s.env == "aws" and s.aws_endpoint_url:
         raise SettingsError(f"{env_name('aws_endpoint_url')} must be empty when GAS_ENV=aws")
-    for name in ("aws_endpoint_url", "web_url", "standins_url", "stripe_api_base"):
+    for name in (
+        "aws_endpoint_url",
+        "web_url",
+        "standins_url",
+        "globus_auth_url",
+        "stripe_api_base",
+    ):
         url = getattr(s, name)
         if url and not url.startswith(("http://", "https://")):
             raise SettingsError(f"{env_name(name)} must be an http(s) URL; got {url!r}")
@@ -391,7 +394,7 @@ MIN_SECRET_KEY_BYTES = 32
 def _check_production(s: Settings) -> None:
     """With GAS_ENV=aws, refuse what only development may use: the stand-ins, their
     committed credentials, plain-HTTP origins and short secrets."""
-    for name in ("standins_url", "stripe_api_base"):
+    for name in ("standins_url", "globus_auth_url", "stripe_api_base"):
         if getattr(s, name):
             raise SettingsError(
                 f"{env_name(name)} must be empty when GAS_ENV=aws (it is for development)"
@@ -414,14 +417,6 @@ def _check_production(s: Settings) -> None:
         )
 
 
-# Variables read by SDKs rather than by us, documented beside ours.
-SDK_VARIABLES = {
-    "GLOBUS_SDK_SERVICE_URL_AUTH": (
-        "where globus-sdk finds Globus Auth: the local stand-in in development, unset on AWS"
-    ),
-}
-
-
 def example_env() -> str:
     """The text of `.env.example`: every variable, its meaning, and its local default."""
     local = read_env_file(CONFIG_DIR / "local.env")
@@ -441,6 +436,4 @@ def example_env() -> str:
             f"# {name}={default}",
             "",
         ]
-    for name, doc in SDK_VARIABLES.items():
-        lines += [f"# {doc}", f"# {name}={local.get(name, '')}", ""]
     return "\n".join(lines)
