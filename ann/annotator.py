@@ -30,7 +30,7 @@ from typing import BinaryIO, TypeVar
 from gas.jobs import JobStatus, JobStore
 from gas.messages import Bus, JobRequest
 from gas.metrics import count_outcome
-from gas.settings import Settings
+from gas.settings import Settings, command_line
 from gas.users import UserStore
 from gas.worker import Handler, Message, RetryLater, serve
 
@@ -263,6 +263,7 @@ def lost_job_sweep(settings: Settings) -> tuple[float, Callable[[], None]]:
 
 
 if __name__ == "__main__":
+    command_line("python -m ann.annotator", __doc__).parse_args()
     serve(
         "annotator",
         lambda s: s.job_requests_queue,

@@ -37,7 +37,7 @@ from gas.jobs import Job, JobStatus, JobStore
 from gas.log import configure_logging, log_context
 from gas.messages import Bus
 from gas.metrics import count_outcome
-from gas.settings import Settings, SettingsError, load_settings
+from gas.settings import Settings, SettingsError, command_line, load_settings
 from gas.submit import human_size
 
 log = logging.getLogger("ann.run")
@@ -219,17 +219,17 @@ def die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def main(argv: list[str]) -> int:
+def main(argv: list[str] | None = None) -> int:
     """`python -m ann.run`: one job in a fresh interpreter (the warm runners of
     ann/warm.py run the same `execute` in a process forked with everything imported)."""
-    if len(argv) != 4 or not argv[2].isdigit() or argv[3] not in PLANS:
-        print(
-            "usage: python -m ann.run <job_id> <claim_id> <annotator pid> free|premium",
-            file=sys.stderr,
-        )
-        return 2
-    die_with_parent(int(argv[2]))
-    return execute(argv[0], argv[1], argv[3])
+    parser = command_line("python -m ann.run", __doc__)
+    parser.add_argument("job_id")
+    parser.add_argument("claim_id", help="the claim the annotator recorded on the job")
+    parser.add_argument("annotator_pid", type=int, help="this run dies with that process")
+    parser.add_argument("plan", choices=PLANS)
+    args = parser.parse_args(argv)
+    die_with_parent(args.annotator_pid)
+    return execute(args.job_id, args.claim_id, args.plan)
 
 
 def execute(job_id: str, claim_id: str, plan: str) -> int:
@@ -269,4 +269,4 @@ def ran_out_of_memory(exc: BaseException) -> bool:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main())

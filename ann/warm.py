@@ -29,7 +29,7 @@ import sys
 
 from ann import run
 from gas import aws
-from gas.settings import SettingsError, load_settings
+from gas.settings import SettingsError, command_line, load_settings
 
 # The AWS clients a job makes. Made here once (a client's service model takes tens of
 # milliseconds to load), before any call: a client holds no connection until its first
@@ -37,9 +37,13 @@ from gas.settings import SettingsError, load_settings
 JOB_CLIENTS = ("s3", "dynamodb", "sns", "sqs", "sts", "cloudwatch")
 
 
-def main(argv: list[str]) -> int:
-    annotator, requests_fd, replies_fd = (int(a) for a in argv)
-    run.die_with_parent(annotator)
+def main(argv: list[str] | None = None) -> int:
+    parser = command_line("python -m ann.warm", __doc__)
+    parser.add_argument("annotator_pid", type=int, help="the runners die with that process")
+    parser.add_argument("requests_fd", type=int, help="pipe of job requests (JSON lines)")
+    parser.add_argument("replies_fd", type=int, help="pipe of replies (JSON lines)")
+    args = parser.parse_args(argv)
+    run.die_with_parent(args.annotator_pid)
     try:
         settings = load_settings()
     except SettingsError:
@@ -47,7 +51,7 @@ def main(argv: list[str]) -> int:
     else:
         for service in JOB_CLIENTS:
             aws.client(settings, service)
-    return Runners(requests_fd, replies_fd).serve()
+    return Runners(args.requests_fd, args.replies_fd).serve()
 
 
 class Runners:
@@ -115,4 +119,4 @@ class Runners:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main())

@@ -6,15 +6,14 @@ emulator   the AWS emulator, provisioned (a Procfile entry of the stack)
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 from gas.log import configure_logging
-from gas.settings import SettingsError, load_settings
+from gas.settings import SettingsError, command_line, load_settings
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m devstack", description=__doc__.splitlines()[0])
+    parser = command_line("python -m devstack", __doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("stack", help="run the whole local stack (make run)")
     commands.add_parser("emulator", help="run the AWS emulator and provision it")

@@ -25,7 +25,7 @@ import requests
 
 from gas import aws
 from gas.provision import provision
-from gas.settings import CONFIG_DIR, ROOT, Settings, env_name, read_env_file
+from gas.settings import ROOT, Settings, env_name
 
 log = logging.getLogger(__name__)
 PROCFILE = ROOT / "config" / "Procfile"
@@ -75,9 +75,8 @@ def run_stack(settings: Settings) -> NoReturn:
             ensure_port_free(host, port, what)
     except PortInUse as exc:
         sys.exit(f"error: {exc}")
-    # The defaults file also carries variables SDKs read themselves (GLOBUS_SDK_SERVICE_URL_AUTH);
-    # the environment wins over it, as it does for settings.
-    env = {**read_env_file(CONFIG_DIR / f"{settings.env}.env"), **os.environ}
+    # Every process reads its settings itself (config/<GAS_ENV>.env under the environment).
+    env = dict(os.environ)
     # Web sessions must verify in every gunicorn worker: one key for the whole stack.
     env.setdefault(env_name("secret_key"), secrets.token_urlsafe(32))
     # Procfile commands run through a shell: put this virtualenv's python first on its PATH.

@@ -9,20 +9,19 @@ The local stack's commands are `python -m devstack stack|emulator`.
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import sys
 
 from gas import aws
 from gas.log import configure_logging
-from gas.settings import Settings, SettingsError, example_env, load_settings
+from gas.settings import Settings, SettingsError, command_line, example_env, load_settings
 
 log = logging.getLogger("gas")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m gas", description=__doc__.splitlines()[0])
+    parser = command_line("python -m gas", __doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     p = commands.add_parser("provision", help="create every AWS resource (idempotent)")
     p.add_argument(

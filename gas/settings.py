@@ -10,8 +10,10 @@ with a message naming the variable.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import os
+import tomllib
 import types
 import typing
 from collections.abc import Mapping
@@ -36,6 +38,30 @@ LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 
 class SettingsError(Exception):
     """A setting is missing or malformed; the message names the variable."""
+
+
+def version() -> str:
+    """The version of GAS: `version` in pyproject.toml, the one place it is set."""
+    with (ROOT / "pyproject.toml").open("rb") as pyproject:
+        return str(tomllib.load(pyproject)["project"]["version"])
+
+
+def command_line(prog: str, doc: str | None) -> argparse.ArgumentParser:
+    """The argument parser every GAS program's main starts from, before it reads a setting:
+    `--help` describes the program with the first paragraph of `doc` (its module docstring),
+    `--version` prints the GAS version, and an unknown argument exits 2 with a usage error,
+    so a typo never starts a process."""
+    summary = " ".join((doc or "").strip().split("\n\n")[0].split())
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description=summary or None,
+        epilog="Settings: GAS_* environment variables over config/<GAS_ENV>.env "
+        "(every one is described in .env.example).",
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"GAS {version()}", help="print the GAS version"
+    )
+    return parser
 
 
 def _doc(text: str, **kwargs: typing.Any) -> typing.Any:
@@ -108,6 +134,10 @@ class Settings:
     globus_client_id: str = _doc("Globus Auth confidential client id", default="")
     globus_client_secret: str = _doc(
         "Globus Auth client secret (a secret: environment only, except the local stand-in's)",
+        default="",
+    )
+    globus_auth_url: str = _doc(
+        "Globus Auth base URL: the local stand-in in development, empty for Globus Auth itself",
         default="",
     )
     stripe_api_key: str = _doc(
@@ -249,14 +279,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     values = read_env_file(defaults_file) if defaults_file.exists() else {}
     values.update({k: v for k, v in environ.items() if k.startswith(PREFIX)})
     values[env_name("env")] = env
-    settings = settings_from(values)
-    if settings.env == "aws":
-        for name in SDK_VARIABLES:  # dev wiring read by an SDK, not by us
-            if environ.get(name):
-                raise SettingsError(
-                    f"{name} must be unset when GAS_ENV=aws (it is for development)"
-                )
-    return settings
+    return settings_from(values)
 
 
 def settings_from(values: Mapping[str, str]) -> Settings:
@@ -309,7 +332,13 @@ def _check(s: Settings) -> None:
         raise SettingsError(f"{env_name('aws_endpoint_url')} is required when GAS_ENV=local")
     if s.env == "aws" and s.aws_endpoint_url:
         raise SettingsError(f"{env_name('aws_endpoint_url')} must be empty when GAS_ENV=aws")
-    for name in ("aws_endpoint_url", "web_url", "standins_url", "stripe_api_base"):
+    for name in (
+        "aws_endpoint_url",
+        "web_url",
+        "standins_url",
+        "globus_auth_url",
+        "stripe_api_base",
+    ):
         url = getattr(s, name)
         if url and not url.startswith(("http://", "https://")):
             raise SettingsError(f"{env_name(name)} must be an http(s) URL; got {url!r}")
@@ -379,7 +408,7 @@ MIN_SECRET_KEY_BYTES = 32
 def _check_production(s: Settings) -> None:
     """With GAS_ENV=aws, refuse what only development may use: the stand-ins, their
     committed credentials, plain-HTTP origins and short secrets."""
-    for name in ("standins_url", "stripe_api_base"):
+    for name in ("standins_url", "globus_auth_url", "stripe_api_base"):
         if getattr(s, name):
             raise SettingsError(
                 f"{env_name(name)} must be empty when GAS_ENV=aws (it is for development)"
@@ -402,14 +431,6 @@ def _check_production(s: Settings) -> None:
         )
 
 
-# Variables read by SDKs rather than by us, documented beside ours.
-SDK_VARIABLES = {
-    "GLOBUS_SDK_SERVICE_URL_AUTH": (
-        "where globus-sdk finds Globus Auth: the local stand-in in development, unset on AWS"
-    ),
-}
-
-
 def example_env() -> str:
     """The text of `.env.example`: every variable, its meaning, and its local default."""
     local = read_env_file(CONFIG_DIR / "local.env")
@@ -429,6 +450,4 @@ def example_env() -> str:
             f"# {name}={default}",
             "",
         ]
-    for name, doc in SDK_VARIABLES.items():
-        lines += [f"# {doc}", f"# {name}={local.get(name, '')}", ""]
     return "\n".join(lines)

@@ -25,7 +25,7 @@ from gas.files import Files
 from gas.jobs import DROP, Job, JobStatus, JobStore
 from gas.log import log_context
 from gas.messages import ArchiveRequest
-from gas.settings import SQS_MAX_VISIBILITY_S, Settings
+from gas.settings import SQS_MAX_VISIBILITY_S, Settings, command_line
 from gas.users import UserStore
 from gas.worker import Handler, Message, RetryLater, serve
 
@@ -112,4 +112,5 @@ def sweeper(settings: Settings) -> tuple[float, Callable[[], None]]:
 
 
 if __name__ == "__main__":
+    command_line("python -m util.archive", __doc__).parse_args()
     serve("archive", lambda s: s.archive_queue, make_handler, every=sweeper)

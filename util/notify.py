@@ -14,7 +14,7 @@ import logging
 from gas import aws
 from gas.jobs import Job, JobStatus, JobStore
 from gas.messages import JobResult, PaymentFailed
-from gas.settings import Settings
+from gas.settings import Settings, command_line
 from gas.users import UserStore
 from gas.worker import Handler, Message, serve
 
@@ -94,4 +94,5 @@ def make_handler(settings: Settings) -> Handler:
 
 
 if __name__ == "__main__":
+    command_line("python -m util.notify", __doc__).parse_args()
     serve("notify", lambda s: s.notifications_queue, make_handler)

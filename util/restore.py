@@ -15,7 +15,7 @@ from gas import coldstorage
 from gas.jobs import JobStatus, JobStore
 from gas.log import log_context
 from gas.messages import Bus, RestoreRequest
-from gas.settings import Settings
+from gas.settings import Settings, command_line
 from gas.users import UserStore
 from gas.worker import Handler, Message, serve
 
@@ -58,4 +58,5 @@ def make_handler(settings: Settings) -> Handler:
 
 
 if __name__ == "__main__":
+    command_line("python -m util.restore", __doc__).parse_args()
     serve("restore", lambda s: s.restore_queue, make_handler)

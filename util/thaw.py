@@ -19,7 +19,7 @@ from gas import coldstorage
 from gas.files import Files
 from gas.jobs import Job, JobStatus, JobStore
 from gas.messages import Bus, ThawCheck
-from gas.settings import SQS_MAX_DELAY_S, Settings
+from gas.settings import SQS_MAX_DELAY_S, Settings, command_line
 from gas.users import UserStore
 from gas.worker import Handler, Message, serve
 
@@ -78,4 +78,5 @@ def make_handler(settings: Settings) -> Handler:
 
 
 if __name__ == "__main__":
+    command_line("python -m util.thaw", __doc__).parse_args()
     serve("thaw", lambda s: s.thaw_queue, make_handler)

@@ -1,7 +1,8 @@
 """Log in with Globus Auth (authorization-code flow), log out, and who is logged in.
 
-The flow is globus-sdk's own; where Globus Auth lives is configuration
-(GLOBUS_SDK_SERVICE_URL_AUTH points at the local stand-in in development).
+The flow is globus-sdk's own; where Globus Auth lives is a setting, GAS_GLOBUS_AUTH_URL
+(the local stand-in in development, empty for Globus Auth itself), given to the client
+explicitly: no variable of the SDK's own (GLOBUS_SDK_SERVICE_URL_AUTH) can move it.
 """
 
 from __future__ import annotations
@@ -29,18 +30,28 @@ from flask import (
 from flask.typing import ResponseReturnValue
 
 from gas.jobs import Job
+from gas.settings import Settings
 from gas.users import User
 from web.services import services
 
 log = logging.getLogger(__name__)
 bp = Blueprint("auth", __name__)
 SCOPES = "openid profile email"
+GLOBUS_AUTH = "https://auth.globus.org/"  # Globus Auth itself: where an empty setting points
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _client() -> globus_sdk.ConfidentialAppAuthClient:
-    s = services().settings
-    return globus_sdk.ConfidentialAppAuthClient(s.globus_client_id, s.globus_client_secret)
+    return auth_client(services().settings)
+
+
+def auth_client(settings: Settings) -> globus_sdk.ConfidentialAppAuthClient:
+    """The Globus Auth client of `settings`, at GAS_GLOBUS_AUTH_URL, else Globus Auth itself."""
+    return globus_sdk.ConfidentialAppAuthClient(
+        settings.globus_client_id,
+        settings.globus_client_secret,
+        base_url=settings.globus_auth_url or GLOBUS_AUTH,
+    )
 
 
 def _redirect_uri() -> str:

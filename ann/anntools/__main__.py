@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import tomllib
 from pathlib import Path
 
 from ann.anntools.errors import AnnotationError
@@ -67,8 +68,20 @@ def _build(args: argparse.Namespace) -> None:
         )
 
 
+def _version() -> str:
+    """The GAS version, from pyproject.toml as `gas.settings.version()` reads it (this package
+    imports nothing of GAS)."""
+    from ann.anntools.bundle import repo_root
+
+    with (repo_root() / "pyproject.toml").open("rb") as pyproject:
+        return str(tomllib.load(pyproject)["project"]["version"])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ann.anntools", description=__doc__)
+    parser.add_argument(
+        "--version", action="version", version=f"GAS {_version()}", help="print the GAS version"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     annotate = commands.add_parser("annotate", help="annotate a VCF (plain or gzip)")
     annotate.add_argument("input")

@@ -16,12 +16,13 @@ from werkzeug.serving import make_server
 from devstack.stack import PortInUse, endpoint_address, ensure_port_free
 from devstack.standins.app import create_app
 from gas.log import configure_logging
-from gas.settings import Settings, SettingsError, env_name, load_settings
+from gas.settings import Settings, SettingsError, command_line, env_name, load_settings
 
 log = logging.getLogger("devstack.standins")
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    command_line("python -m devstack.standins", __doc__).parse_args(argv)
     try:
         settings = load_settings()
         _check(settings)

@@ -2,7 +2,7 @@
 
 It answers the requests globus-sdk's ConfidentialAppAuthClient makes, at the same paths
 and in the same shapes, so the web app runs its production code against it with only
-`GLOBUS_SDK_SERVICE_URL_AUTH` changed. The sign-in page asks for an email and a name, no
+`GAS_GLOBUS_AUTH_URL` changed. The sign-in page asks for an email and a name, no
 password: anyone at this development server may be anyone.
 """
 

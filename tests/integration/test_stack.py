@@ -57,7 +57,7 @@ def stack_values() -> dict[str, str]:
     return local_values(
         GAS_AWS_ENDPOINT_URL=f"http://127.0.0.1:{emulator}",
         GAS_STANDINS_URL=f"http://127.0.0.1:{standins}",
-        GLOBUS_SDK_SERVICE_URL_AUTH=f"http://127.0.0.1:{standins}/",
+        GAS_GLOBUS_AUTH_URL=f"http://127.0.0.1:{standins}",
         GAS_WEB_BIND=f"127.0.0.1:{web}",
         GAS_WEB_URL=f"http://127.0.0.1:{web}",
     )

@@ -1,4 +1,5 @@
-"""Fixtures: the stand-in server as a real process, and globus-sdk clients pointed at it.
+"""Fixtures: the stand-in server as a real process, and globus-sdk clients pointed at it
+(by GAS_GLOBUS_AUTH_URL, as the web app points its own).
 
 A test signs in the way a browser would: it fetches the authorize URL the SDK built,
 reads the sign-in form from the HTML, posts it, and takes the code from the redirect's
@@ -19,6 +20,8 @@ import globus_sdk
 import pytest
 import requests
 
+import web.auth
+from gas.settings import settings_from
 from tests.conftest import ROOT, free_port, local_values, process_env, wait_serving
 from tests.processes import Process
 
@@ -69,16 +72,9 @@ def standins(emulator_url: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
 
 
 @pytest.fixture
-def use_standins(standins: StandIns, monkeypatch: pytest.MonkeyPatch) -> StandIns:
-    """Point globus-sdk at the stand-in (it reads the variable when a client is made)."""
-    monkeypatch.setenv("GLOBUS_SDK_SERVICE_URL_AUTH", f"{standins.url}/")
-    return standins
-
-
-@pytest.fixture
-def auth_client(use_standins: StandIns) -> globus_sdk.ConfidentialAppAuthClient:
-    """The client exactly as the web app makes it."""
-    return globus_sdk.ConfidentialAppAuthClient(CLIENT_ID, CLIENT_SECRET)
+def auth_client(standins: StandIns) -> globus_sdk.ConfidentialAppAuthClient:
+    """The client exactly as the web app makes it, from settings naming the stand-in."""
+    return web.auth.auth_client(settings_from(local_values(GAS_GLOBUS_AUTH_URL=standins.url)))
 
 
 @dataclass

@@ -23,12 +23,15 @@ from tests.standins.conftest import (
 pytestmark = pytest.mark.integration
 
 
-def userinfo(access_token: str) -> globus_sdk.GlobusHTTPResponse:
-    client = globus_sdk.AuthClient(authorizer=globus_sdk.AccessTokenAuthorizer(access_token))
-    return client.userinfo()
+def userinfo(
+    at: globus_sdk.ConfidentialAppAuthClient, access_token: str
+) -> globus_sdk.GlobusHTTPResponse:
+    """Who `access_token` is, asked of the Globus Auth that `at` talks to."""
+    authorizer = globus_sdk.AccessTokenAuthorizer(access_token)
+    return globus_sdk.AuthClient(base_url=at.base_url, authorizer=authorizer).userinfo()
 
 
-def test_signing_in_yields_tokens_and_an_id_token_naming_the_user(auth_client, use_standins):
+def test_signing_in_yields_tokens_and_an_id_token_naming_the_user(auth_client, standins):
     state = "return to /annotations?page=2&x=a b/é"
     tokens = sign_in(auth_client, "Ada@Example.org", "Ada Lovelace", state=state)
 
@@ -48,7 +51,7 @@ def test_signing_in_yields_tokens_and_an_id_token_naming_the_user(auth_client, u
     assert claims["name"] == "Ada Lovelace"
     assert claims["preferred_username"] == "ada@example.org"
     assert claims["aud"] == CLIENT_ID
-    assert claims["iss"] == use_standins.url
+    assert claims["iss"] == standins.url
     assert claims["exp"] > claims["iat"]
 
 
@@ -62,7 +65,7 @@ def test_the_same_email_is_the_same_user_and_another_email_another(auth_client):
 
 def test_userinfo_describes_the_user_of_an_access_token(auth_client):
     tokens = sign_in(auth_client, "katherine@example.org", "Katherine Johnson")
-    info = userinfo(tokens["access_token"])
+    info = userinfo(auth_client, tokens["access_token"])
     assert info["sub"] == subject_for("katherine@example.org")
     assert info["email"] == "katherine@example.org"
     assert info["name"] == "Katherine Johnson"
@@ -80,7 +83,7 @@ def test_the_organization_typed_at_sign_in_is_a_claim(auth_client):
     )
     tokens = auth_client.oauth2_exchange_code_for_tokens(redirect_query(answer)["code"])
     assert tokens.decode_id_token()["organization"] == "King's College London"
-    assert userinfo(tokens["access_token"])["organization"] == "King's College London"
+    assert userinfo(auth_client, tokens["access_token"])["organization"] == "King's College London"
 
 
 def test_introspection_describes_an_active_token(auth_client):
@@ -105,7 +108,7 @@ def test_a_refresh_token_gets_a_new_access_token(auth_client):
     assert renewed["refresh_token"] == refresh_token
     assert renewed["resource_server"] == "auth.globus.org"
     assert renewed.decode_id_token()["email"] == "lise@example.org"
-    assert userinfo(renewed["access_token"])["email"] == "lise@example.org"
+    assert userinfo(auth_client, renewed["access_token"])["email"] == "lise@example.org"
 
 
 def test_a_revoked_access_token_no_longer_works(auth_client):
@@ -113,7 +116,7 @@ def test_a_revoked_access_token_no_longer_works(auth_client):
     auth_client.oauth2_revoke_token(tokens["access_token"])
 
     with pytest.raises(globus_sdk.AuthAPIError) as refused:
-        userinfo(tokens["access_token"])
+        userinfo(auth_client, tokens["access_token"])
     assert refused.value.http_status == 401
     assert auth_client.oauth2_token_introspect(tokens["access_token"])["active"] is False
 
@@ -129,8 +132,10 @@ def test_a_revoked_refresh_token_ends_the_whole_sign_in(auth_client):
     assert auth_client.oauth2_token_introspect(tokens["access_token"])["active"] is False
 
 
-def test_a_wrong_client_secret_is_refused(use_standins):
-    impostor = globus_sdk.ConfidentialAppAuthClient(CLIENT_ID, "not-the-secret")
+def test_a_wrong_client_secret_is_refused(standins):
+    impostor = globus_sdk.ConfidentialAppAuthClient(
+        CLIENT_ID, "not-the-secret", base_url=standins.url
+    )
     impostor.oauth2_start_flow(REDIRECT_URI, requested_scopes=SCOPES)
     query = redirect_query(
         submit_sign_in(impostor.oauth2_get_authorize_url(), email="eve@example.org")

@@ -17,7 +17,7 @@ from flask.testing import FlaskClient
 
 from gas import aws
 from gas.jobs import Job, JobStore
-from gas.settings import CONFIG_DIR, SDK_VARIABLES, Settings, read_env_file, settings_from
+from gas.settings import Settings, settings_from
 from gas.users import User, UserStore
 from web import create_app
 
@@ -35,11 +35,7 @@ def web_settings(provisioned, gas_values):
 
 
 @pytest.fixture
-def app(web_settings, monkeypatch):
-    # As the stack does: globus-sdk finds Globus Auth through its own variable.
-    sdk_variables = read_env_file(CONFIG_DIR / "local.env")
-    for name in SDK_VARIABLES:
-        monkeypatch.setenv(name, sdk_variables[name])
+def app(web_settings):
     app = create_app(web_settings)
     app.config["TESTING"] = True
     return app

@@ -390,3 +390,14 @@ def test_a_file_that_is_not_downloadable_now_is_a_friendly_404(login, web_settin
         assert page.status_code == 404
         assert "That file is not available to download now" in page.text
     assert ada.client.get(f"/annotations/{running.job_id}/files/input").status_code == 302
+
+
+def test_an_empty_globus_auth_url_is_globus_auth_itself_whatever_the_sdk_variable(
+    gas_values, provisioned, monkeypatch
+):
+    monkeypatch.setenv("GLOBUS_SDK_SERVICE_URL_AUTH", "http://127.0.0.1:9/")
+    settings = settings_from(
+        {**gas_values, "GAS_GLOBUS_AUTH_URL": "", "GAS_SECRET_KEY": "test-secret-key"}
+    )
+    location = create_app(settings).test_client().get("/login").headers["Location"]
+    assert location.startswith("https://auth.globus.org/v2/oauth2/authorize?")
