@@ -281,16 +281,22 @@ def child_running(parent: int, module: str) -> int | None:
 
 def test_a_job_survives_kill_9_of_the_warm_runners(pipeline, user, daemons):
     annotator = daemons.start("ann.annotator")
-    job = big_job_running(pipeline, user)
-    runners = wait_until(lambda: child_running(annotator.pid, "ann.warm"), what="the runners")
-    os.kill(runners, signal.SIGKILL)  # and with them, the job's process (PDEATHSIG)
-    done = finished(pipeline, job.job_id, timeout=120)
-    assert done.job_status == "COMPLETED"
+    # A job may finish between seeing it RUNNING and the kill landing (it takes about a
+    # second): then nothing was interrupted, and another job is tried.
+    for _ in range(3):
+        job = big_job_running(pipeline, user)
+        runners = wait_until(lambda: child_running(annotator.pid, "ann.warm"), what="the runners")
+        os.kill(runners, signal.SIGKILL)  # and with them, the job's process (PDEATHSIG)
+        done = finished(pipeline, job.job_id, timeout=120)
+        assert done.job_status == "COMPLETED"
+        logs = [e for e in daemons.logs("ann.annotator") if e.get("job_id") == job.job_id]
+        if len([e for e in logs if e["msg"] == "job claimed"]) == 2:  # handed back, run again
+            break
+    else:
+        pytest.fail("no job was still running when its runners were killed, in 3 tries")
+    assert len([e for e in logs if e["msg"] == "job completed"]) == 1
     assert annotator.poll() is None  # the annotator lives on, with new runners
     assert child_running(annotator.pid, "ann.warm") not in (None, runners)
-    logs = daemons.logs("ann.annotator")
-    assert len([e for e in logs if e["msg"] == "job claimed"]) == 2  # handed back, run again
-    assert len([e for e in logs if e["msg"] == "job completed"]) == 1
 
 
 def test_sigterm_lets_the_running_job_finish(pipeline, user, daemons):
