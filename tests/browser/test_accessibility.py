@@ -1,6 +1,6 @@
 """axe-core on the pages the journeys do not reach (the journeys check the pages they visit):
 home logged in, a FAILED job, PENDING and RUNNING jobs, a list of jobs in every one of those
-states, the logout confirmation, a 404."""
+states, a profile with API tokens, the logout confirmation, a 404."""
 
 from __future__ import annotations
 
@@ -88,6 +88,13 @@ def test_the_pages_the_journeys_do_not_reach_are_accessible(
     page.goto(f"{stack.url}/annotations")
     expect(page.locator("table tbody tr")).to_have_count(3)
     assert_accessible(page, "my annotations, FAILED, PENDING and RUNNING")
+
+    page.goto(f"{stack.url}/profile")
+    page.fill("form[action$='/profile/tokens'] input[name=name]", "laptop")
+    page.get_by_role("button", name="Create token").click()
+    expect(page.locator("#new-api-token")).to_be_visible()
+    expect(page.locator("table")).to_contain_text("laptop")
+    assert_accessible(page, "profile, with a new API token")
 
     page.goto(f"{stack.url}/logout")
     expect(page.locator("main form button[type=submit]")).to_have_text("Log out")
