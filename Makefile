@@ -10,14 +10,14 @@ GENOME_CACHE := .cache/genomes
 DATA_DIR := data/anntools
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test lint format data browser setup setup-runtime bench bench-annotate bench-pipeline load lock clean
+.PHONY: run test lint format data browser npm setup setup-runtime bench bench-annotate bench-pipeline load lock clean
 
 ## run: set everything up and start the whole local stack (http://127.0.0.1:8080)
 run: setup data
 	exec $(PY) -m devstack stack
 
 ## test: set everything up and run the full test suite
-test: setup data browser
+test: setup data browser npm
 	$(PY) -m pytest
 
 ## lint: ruff lint and format check
@@ -50,6 +50,16 @@ browser:
 	@command -v chromium >/dev/null || { \
 	  echo "installing Debian's chromium for the browser tests"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends chromium; }
+
+## npm: the JavaScript the browser tests inject (axe-core, pinned in package-lock.json)
+npm: node_modules/.installed
+
+node_modules/.installed: package.json package-lock.json
+	@command -v npm >/dev/null || { \
+	  echo "installing Debian's npm for the browser tests' accessibility checks"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends npm; }
+	npm ci --no-audit --no-fund --ignore-scripts
+	touch $@
 
 ## data: fetch the genome tables and build the engine's on-disk bundle (a no-op when built)
 data: setup-runtime
@@ -84,4 +94,4 @@ lock:
 	$(LOCK) --output-file requirements-dev.txt requirements-dev.in
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache node_modules

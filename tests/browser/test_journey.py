@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
+from tests.browser.a11y import assert_accessible
 from tests.browser.conftest import log_in, screenshot
 
 pytestmark = pytest.mark.integration
@@ -21,11 +22,13 @@ VCF = (
 def test_log_in_upload_follow_and_download(stack, page, tmp_path):
     page.goto(stack.url)
     screenshot(page, "home")
+    assert_accessible(page, "home, logged out")
     page.goto(f"{stack.url}/login")
     screenshot(page, "login-identity-provider")
     log_in(page, stack, "grace@example.org", "Grace Hopper")
     expect(page.locator("nav")).to_contain_text("Grace Hopper")
     screenshot(page, "annotations-empty")
+    assert_accessible(page, "my annotations, empty, with the welcome message")
 
     page.click("text=Annotate a VCF")
     expect(page.locator("text=150 KiB")).to_be_visible()
@@ -34,6 +37,7 @@ def test_log_in_upload_follow_and_download(stack, page, tmp_path):
     page.set_input_files("#file", str(vcf))
     page.select_option("#assembly", "hg19")
     screenshot(page, "annotate")
+    assert_accessible(page, "annotate")
     page.click("#upload-button")  # posts straight to S3, which redirects back to us
 
     page.wait_for_url(f"{stack.url}/annotations/*")
@@ -41,6 +45,7 @@ def test_log_in_upload_follow_and_download(stack, page, tmp_path):
     expect(page.locator("#job-status .badge")).to_have_text("COMPLETED", timeout=60_000)
     expect(page.locator("#download-result")).to_be_visible()
     screenshot(page, "job-completed")
+    assert_accessible(page, "job COMPLETED")
 
     with page.expect_download() as download:
         page.click("#download-result")
@@ -53,15 +58,19 @@ def test_log_in_upload_follow_and_download(stack, page, tmp_path):
     page.click("text=view")
     expect(page.locator("#log-text")).to_contain_text("dbSNP")
     screenshot(page, "job-log")
+    assert_accessible(page, "job log")
 
     page.goto(f"{stack.url}/annotations")
     expect(page.locator("table")).to_contain_text("journey.vcf")
     screenshot(page, "annotations")
+    assert_accessible(page, "my annotations")
     page.goto(f"{stack.url}/profile")
     screenshot(page, "profile")
+    assert_accessible(page, "profile")
 
     page.click("nav >> text=Log out")
     expect(page.locator(".alert")).to_contain_text("You are logged out.")
+    assert_accessible(page, "home, just logged out")
     page.goto(f"{stack.url}/annotations")
     expect(page.locator("input[name=email]")).to_be_visible()  # back at the identity provider
 
@@ -77,3 +86,4 @@ def test_a_free_user_choosing_a_200_kib_file_sees_the_limit(stack, page, tmp_pat
     expect(message).to_contain_text("big.vcf is 200 KiB; your plan accepts files up to 150 KiB")
     expect(page.locator("#upload-button")).to_be_disabled()
     screenshot(page, "annotate-over-limit")
+    assert_accessible(page, "annotate, a file over the limit")

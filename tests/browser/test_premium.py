@@ -10,6 +10,7 @@ import pytest
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import expect
 
+from tests.browser.a11y import assert_accessible
 from tests.browser.conftest import log_in, screenshot, start_stack
 from tests.browser.test_journey import VCF
 
@@ -18,12 +19,14 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def fast_stack(tmp_path_factory):
-    """A stack whose free retention is seconds and whose restores take two."""
+    """A stack whose free retention is seconds and whose restores take five: thaw first looks
+    2 s after the request, then 4 s later, so a job stays RESTORING for 6 s, long enough for
+    the test to see its page."""
     running = start_stack(
         tmp_path_factory.mktemp("premium"),
         GAS_FREE_RETENTION_S="4",
         GAS_ARCHIVE_SWEEP_S="1",
-        GAS_LOCAL_RESTORE_DELAY_S="2",
+        GAS_LOCAL_RESTORE_DELAY_S="5",
     )
     yield running
     running.stop()
@@ -63,9 +66,11 @@ def test_archived_results_come_back_after_upgrading_and_cancelling_makes_free(
     reload_until("#archived")
     expect(page.locator("#download-result")).to_have_count(0)
     screenshot(page, "job-archived")
+    assert_accessible(page, "job ARCHIVED")
 
     page.click("#archived a")  # "upgrade to Premium to download"
     screenshot(page, "subscribe")
+    assert_accessible(page, "subscribe, from an archived job")
     page.click("#subscribe-button")
     pay = page.get_by_role("button", name="Pay", exact=True)
     expect(pay).to_be_visible()
@@ -73,15 +78,22 @@ def test_archived_results_come_back_after_upgrading_and_cancelling_makes_free(
     pay.click()
     page.wait_for_url(f"{stack.url}/subscribe/success*")
     expect(page.locator("h1")).to_have_text("Welcome to Premium")
+    assert_accessible(page, "subscribed")
 
     page.goto(job_url)
+    reload_until("#restoring", timeout_s=30)
+    expect(page.locator("#job-status .badge")).to_have_text("RESTORING")
+    screenshot(page, "job-restoring")
+    assert_accessible(page, "job RESTORING")
     reload_until("#download-result", timeout_s=60)
     with page.expect_download() as again:
         page.click("#download-result")
     assert hashlib.sha256(Path(again.value.path()).read_bytes()).hexdigest() == original
     screenshot(page, "job-restored")
+    assert_accessible(page, "job COMPLETED again, premium")
 
     page.goto(f"{stack.url}/profile")
+    assert_accessible(page, "profile, premium")
     page.get_by_role("button", name="Manage subscription").click()
     cancel = page.get_by_role("button", name="Cancel subscription")
     expect(cancel).to_be_visible()
@@ -90,3 +102,4 @@ def test_archived_results_come_back_after_upgrading_and_cancelling_makes_free(
     page.wait_for_url(f"{stack.url}/profile")
     expect(page.locator("#billing h2")).to_have_text("Plan: Free")
     expect(page.locator("#upgrade")).to_be_visible()
+    assert_accessible(page, "profile, free again, with a billing history")
