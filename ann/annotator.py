@@ -143,11 +143,17 @@ class WarmRunners:
         # lets the grace period end first. If the annotator dies, the runners and their
         # jobs die with it (PDEATHSIG).
         process = subprocess.Popen(
-            [sys.executable, "-m", "ann.warm", str(os.getpid()),
-             str(requests_read), str(replies_write)],
+            [
+                sys.executable,
+                "-m",
+                "ann.warm",
+                str(os.getpid()),
+                str(requests_read),
+                str(replies_write),
+            ],
             pass_fds=(requests_read, replies_write),
             start_new_session=True,
-        )  # fmt: skip
+        )
         os.close(requests_read)
         os.close(replies_write)
         self._process, self._requests = process, os.fdopen(requests_write, "wb", buffering=0)

@@ -98,17 +98,20 @@ class Billing:
         """Verify and apply one webhook; returns what it did. Raises InvalidEvent."""
         try:
             event = stripe.Webhook.construct_event(
-                payload, signature or "", self.settings.stripe_webhook_secret,
+                payload,
+                signature or "",
+                self.settings.stripe_webhook_secret,
                 tolerance=SIGNATURE_TOLERANCE_S,
-            )  # fmt: skip
+            )
         except (ValueError, stripe.SignatureVerificationError) as exc:
             raise InvalidEvent(f"invalid signature or payload: {exc}") from None
         obj = event.data.object.to_dict()  # plain (nested) dicts: StripeObjects are not
         try:
             return self._apply(event.id, event.type, obj)
         except _Ignored as ignored:
-            log.warning("webhook ignored: %s", ignored, extra={"event": event.id,
-                                                              "type": event.type})  # fmt: skip
+            log.warning(
+                "webhook ignored: %s", ignored, extra={"event": event.id, "type": event.type}
+            )
             return f"ignored: {ignored}"
 
     def _apply(self, event_id: str, kind: str, obj: Any) -> str:
@@ -167,8 +170,10 @@ class Billing:
         if not self.users.become_free(user.user_id, event_id, subscription["id"], now):
             return ALREADY_APPLIED
         scheduled = self._fresh_windows(user, now)
-        log.info("user downgraded to free", extra={"user_id": user.user_id,
-                                                   "results_scheduled": scheduled})  # fmt: skip
+        log.info(
+            "user downgraded to free",
+            extra={"user_id": user.user_id, "results_scheduled": scheduled},
+        )
         return "free"
 
     def _reactivated(self, event_id: str, subscription: Any) -> str:

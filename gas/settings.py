@@ -414,8 +414,12 @@ def _check_production(s: Settings) -> None:
                 f"{env_name(name)} must be empty when GAS_ENV=aws (it is for development)"
             )
     committed = read_env_file(CONFIG_DIR / "local.env")
-    for name in ("globus_client_id", "globus_client_secret", "stripe_api_key",
-                 "stripe_webhook_secret"):  # fmt: skip
+    for name in (
+        "globus_client_id",
+        "globus_client_secret",
+        "stripe_api_key",
+        "stripe_webhook_secret",
+    ):
         value = getattr(s, name)
         if value and value == committed.get(env_name(name)):
             raise SettingsError(

@@ -350,8 +350,11 @@ class Worker:
                 # Expected for a message handled (and deleted) meanwhile; anything else (a
                 # timeout past SQS's 12 h limit) an operator should see.
                 gone = failure.get("Code") in ("ReceiptHandleIsInvalid", "MessageNotInflight")
-                log.log(logging.DEBUG if gone else logging.WARNING,
-                        "visibility change refused: %s", failure)  # fmt: skip
+                log.log(
+                    logging.DEBUG if gone else logging.WARNING,
+                    "visibility change refused: %s",
+                    failure,
+                )
 
 
 def _parse(raw: dict[str, Any]) -> Message:

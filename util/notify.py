@@ -57,9 +57,12 @@ def make_handler(settings: Settings) -> Handler:
             log.warning("no email address for this user; nothing sent")
             return
         link = f"{settings.web_url.rstrip('/')}/profile"
-        send(user.email, "GAS: your subscription payment failed",
-             f"{user.billing_notice or 'Your last subscription payment failed.'}\n\n"
-             f"Manage your subscription: {link}\n\n— GAS\n")  # fmt: skip
+        send(
+            user.email,
+            "GAS: your subscription payment failed",
+            f"{user.billing_notice or 'Your last subscription payment failed.'}\n\n"
+            f"Manage your subscription: {link}\n\n— GAS\n",
+        )
         log.info("user told of a failed payment")
 
     def handle(message: Message) -> None:

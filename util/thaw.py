@@ -41,8 +41,9 @@ def make_handler(settings: Settings) -> Handler:
 
     def results_back(job: Job) -> bool:
         """The results are back, verified (perhaps put there by a run killed after)."""
-        return coldstorage.holds_results(files, settings.results_bucket,
-                                     job.s3_key_result_file or "", job)  # fmt: skip
+        return coldstorage.holds_results(
+            files, settings.results_bucket, job.s3_key_result_file or "", job
+        )
 
     def check_later(job: Job, check: ThawCheck) -> None:
         attempt = check.attempt + 1
@@ -58,8 +59,9 @@ def make_handler(settings: Settings) -> Handler:
             if status == coldstorage.GONE:
                 restore = backend.request_restore(job)
                 jobs.restore_requested_again(job.job_id, restore.tier, restore.restore_job_id)
-                log.warning("retrieval expired or failed; requested again",
-                            extra={"tier": restore.tier})  # fmt: skip
+                log.warning(
+                    "retrieval expired or failed; requested again", extra={"tier": restore.tier}
+                )
             if status != coldstorage.DONE:
                 check_later(job, check)
                 return

@@ -65,10 +65,14 @@ def _safe_next(target: str | None) -> str:
         return url_for("annotations.index")
     parts = urlsplit(target)
     unsafe = (
-        parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//")
+        parts.scheme
+        or parts.netloc
+        or not target.startswith("/")
+        or target.startswith("//")
         # Browsers read "/\\evil.example" as "//evil.example"; no control characters either.
-        or "\\" in target or any(ord(c) < 32 for c in target)
-    )  # fmt: skip
+        or "\\" in target
+        or any(ord(c) < 32 for c in target)
+    )
     return url_for("annotations.index") if unsafe else target
 
 
