@@ -75,6 +75,16 @@ def result_keys(job: Job, input_name: str) -> tuple[str, str]:
     return prefix + f"{stem}.annot.vcf", prefix + f"{stem}.vcf.count.log"
 
 
+def variants_key(result_key: str) -> str:
+    """`<user>/<job>/<stem>.variants.parquet`, beside the result `<stem>.annot.vcf`.
+
+    The table stays in the results bucket for the job's lifetime: archiving moves only the
+    annotated VCF to cold storage (gas/coldstorage.py, util/archive.py), so an archived
+    job keeps its table and `stats`, and a restore does not need to bring it back.
+    """
+    return result_key.removesuffix(".annot.vcf") + ".variants.parquet"
+
+
 def safe_local_name(name: str) -> str:
     """The input's name as a file in the work folder (no path tricks, never empty)."""
     base = name.replace("\\", "/").rsplit("/", 1)[-1].strip().lstrip(".")
@@ -140,6 +150,10 @@ def _annotate(
     bucket = settings.results_bucket
     size, sha256 = files.put_file(bucket, result_key, result.annotated_path)
     files.put_file(bucket, log_key, result.log_path)
+    table_key = None
+    if result.variants_path is not None:
+        table_key = variants_key(result_key)
+        files.put_file(bucket, table_key, result.variants_path)
     # A free user's results go to cold storage after the retention window; the archive
     # daemon checks the plan again when the time comes (the user may upgrade meanwhile).
     archive_due_at = None if premium else int(time.time()) + settings.free_retention_s
@@ -154,6 +168,8 @@ def _annotate(
         result_size=size,
         result_sha256=sha256,
         archive_due_at=archive_due_at,
+        variants_key=table_key,
+        stats=result.stats,
     )
     if not completed:
         log.warning("job was no longer held by this run at completion; not publishing")

@@ -10,6 +10,9 @@
 Every copy is verified against the size and SHA-256 that run.py recorded when the
 job completed, before anything is deleted: no results file is ever lost. Every
 operation is safe to repeat, because every caller may be killed and re-run.
+
+Only the annotated VCF (`s3_key_result_file`) goes to cold storage; the log and the
+variant table (`s3_key_variants_file`) stay in the results bucket (see util/archive.py).
 """
 
 from __future__ import annotations

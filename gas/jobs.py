@@ -82,6 +82,11 @@ class Job:
     claim_id: str | None = None  # which run holds a RUNNING job
     heartbeat_at: int | None = None  # when that run last said it was alive
     notified_at: int | None = None  # when the user was emailed about the outcome
+    # The variant table (`<stem>.variants.parquet`, results bucket), for the results viewer.
+    # It stays in the results bucket when the result is archived (only the annotated VCF
+    # moves to cold storage), like the log: it is small, and archived jobs keep `stats`.
+    s3_key_variants_file: str | None = None
+    stats: dict[str, Any] | None = None  # the run's summary (docs/anntools.md); public
 
     # What a user sees of their job (the API's job objects): what happened, never where
     # files live or who runs what. An allow-list: a new field stays private until added.
@@ -100,6 +105,7 @@ class Job:
         "error",
         "restore_tier",
         "result_size",
+        "stats",
     )
 
     @property
@@ -136,11 +142,14 @@ _deserializer = TypeDeserializer()
 
 
 def _plain(value: Any) -> Any:
-    """DynamoDB numbers come back as Decimal; ours are all integers."""
+    """DynamoDB numbers come back as Decimal; ours are all integers (also inside maps and
+    lists, such as the stats' `[name, count]` pairs)."""
     if isinstance(value, Decimal):
         return int(value)
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
     return value
 
 
@@ -314,9 +323,12 @@ class JobStore:
         result_size: int,
         result_sha256: str,
         archive_due_at: int | None,
+        variants_key: str | None = None,
+        stats: dict[str, Any] | None = None,
     ) -> bool:
         """RUNNING -> COMPLETED with where the results are; only for the run holding the job.
-        `archive_due_at` (free users) puts the job in the archive index."""
+        `archive_due_at` (free users) puts the job in the archive index; `variants_key` (the
+        variant table, results bucket) and `stats` (the run's summary) are stored when given."""
         fields: dict[str, Any] = {
             "s3_results_bucket": results_bucket,
             "s3_key_result_file": result_key,
@@ -330,6 +342,10 @@ class JobStore:
         }
         if archive_due_at is not None:
             fields.update({"archive_due_at": archive_due_at, ARCHIVE_STATE: DUE})
+        if variants_key is not None:
+            fields["s3_key_variants_file"] = variants_key
+        if stats is not None:
+            fields["stats"] = stats
         return self._transition(
             job_id,
             JobStatus.RUNNING,

@@ -10,7 +10,10 @@ for a message that was lost), `archive_job`:
    copy of its own);
 4. records ARCHIVED in one transaction that also checks the user is still free and
    the window is over; refused, it deletes its own copy, never the recorded one;
-5. only then deletes the hot copy, and takes the job out of the index. The log stays.
+5. only then deletes the hot copy, and takes the job out of the index. The log and the
+   variant table (`s3_key_variants_file`, for the results viewer) stay in the results
+   bucket: only the annotated VCF is archived, and no path deletes a job's results, so
+   neither is orphaned; an archived job keeps its `stats` on the item.
 Killed between any two steps, the next delivery (or sweep) finishes the work.
 """
 

@@ -11,8 +11,12 @@ Python API (used by ann/run.py)::
         data_dir=None,             # default: $ANNTOOLS_DATA, else <repo>/data/anntools
         progress=None,             # called with the fraction done, 0..1, after each chunk
         limits=None,               # InputLimits: uncompressed size, longest line, header
-    )                              #   lines (default: any size, 16 MiB, 1,000,000)
+                                   #   lines (default: any size, 16 MiB, 1,000,000)
+        variants_table=True,       # False: no <stem>.variants.parquet
+    )
     result.annotated_path          # out/sample.annot.vcf
+    result.variants_path           # out/sample.variants.parquet (None when not asked for)
+    result.stats                   # the summary stored on the job (docs/anntools.md)
     result.log_path                # out/sample.vcf.count.log
     result.variant_count           # records in the input (= in the output, same order)
     result.summary                 # {"CDS": n, "UTR": n, "exonic": n, "intronic": n,
@@ -31,7 +35,8 @@ and is a no-op when it is current. The output contract (INFO keys, REGION classe
 
 Modules: `sources` (the table of sources, as data), `bundle` and `tables` (building the
 on-disk format), `intervals` (interval arithmetic), `vcfio` (streaming VCF parsing),
-`lookup` (vectorised matching), `annotate` (one file end to end), `report` (count log).
+`lookup` (vectorised matching), `annotate` (one file end to end), `report` (count log),
+`variants` (the variant table and the stats).
 This package imports nothing of GAS or AWS.
 """
 

@@ -26,7 +26,12 @@ def _annotate(args: argparse.Namespace) -> None:
             print(f"anntools: {fraction:4.0%} of {source.name}", file=sys.stderr)
 
     result = annotate_file(
-        source, args.out_dir, args.assembly, args.data_dir, progress if show else None
+        source,
+        args.out_dir,
+        args.assembly,
+        args.data_dir,
+        progress if show else None,
+        variants_table=args.variants_table,
     )
     print(
         f"anntools: {result.variant_count} variants ({result.assembly}) in "
@@ -88,6 +93,12 @@ def main(argv: list[str] | None = None) -> int:
     annotate.add_argument("--assembly", choices=("hg19", "hg38"))
     annotate.add_argument("--out-dir", help="default: the input's folder")
     annotate.add_argument("--data-dir", help="default: $ANNTOOLS_DATA or <repo>/data/anntools")
+    annotate.add_argument(
+        "--no-variants-table",
+        dest="variants_table",
+        action="store_false",
+        help="do not write <stem>.variants.parquet",
+    )
     annotate.set_defaults(run=_annotate)
     sources = commands.add_parser("sources", help="list the annotation sources")
     sources.add_argument("--assembly", choices=("hg19", "hg38"))

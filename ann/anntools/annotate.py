@@ -22,13 +22,13 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ann.anntools import report
+from ann.anntools import report, variants
 from ann.anntools.assemblies import AssemblyChoice, infer_assembly
 from ann.anntools.bundle import default_data_dir
 from ann.anntools.errors import AnnotationError
@@ -47,6 +47,8 @@ from ann.anntools.vcfio import (
 _WORKERS = 2
 _INFO_ID = re.compile(rb"^##INFO=<ID=([^,>]+)")
 _INDEX_CACHE: dict[tuple[Path, str, str], AssemblyIndex] = {}
+# A chunk's output lines, its counts, and its share of the variant table and stats.
+_Done = tuple[bytes, "_Totals", variants.ChunkPart]
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,8 @@ class AnnotationResult:
     unknown_contigs: list[str]
     renamed_keys: dict[str, str]
     seconds: float
+    stats: dict[str, Any] = field(default_factory=dict)  # the summary stored on the job
+    variants_path: Path | None = None  # <stem>.variants.parquet; None: not asked for
 
 
 @dataclass
@@ -119,6 +123,7 @@ def annotate_file(
     data_dir: str | os.PathLike[str] | None = None,
     progress: Callable[[float], None] | None = None,
     limits: InputLimits | None = None,
+    variants_table: bool = True,
 ) -> AnnotationResult:
     """Annotate a VCF; see the package docstring for the contract."""
     started = time.monotonic()
@@ -130,19 +135,29 @@ def annotate_file(
     data = Path(data_dir) if data_dir is not None else default_data_dir()
     stem = output_stem(source)
     out.mkdir(parents=True, exist_ok=True)
-    vcf_path, log_path = out / f"{stem}.annot.vcf", out / f"{stem}.vcf.count.log"
+    paths = _Paths(
+        out / f"{stem}.annot.vcf",
+        out / f"{stem}.vcf.count.log",
+        out / f"{stem}.variants.parquet" if variants_table else None,
+    )
     used: set[str] = set()
     while True:
         try:
-            return _run(source, vcf_path, log_path, assembly, data, progress, used, started, limits)
+            return _run(source, paths, assembly, data, progress, used, started, limits)
         except _KeyInUse as collision:
             used.add(collision.name)
 
 
+@dataclass(frozen=True)
+class _Paths:
+    vcf: Path
+    log: Path
+    table: Path | None
+
+
 def _run(
     source: Path,
-    vcf_path: Path,
-    log_path: Path,
+    paths: _Paths,
     assembly: str | None,
     data_dir: Path,
     progress: Callable[[float], None] | None,
@@ -150,7 +165,10 @@ def _run(
     started: float,
     limits: InputLimits | None,
 ) -> AnnotationResult:
+    vcf_path, log_path = paths.vcf, paths.log
     tmp_vcf, tmp_log = _temporary(vcf_path), _temporary(log_path)
+    tmp_table = _temporary(paths.table) if paths.table is not None else None
+    table: variants.VariantTable | None = None
     try:
         with VcfReader(source, limits=limits) as reader:
             try:
@@ -164,35 +182,42 @@ def _run(
             names = {t.key: _free_name(t.key, declared | used) for t in index.tables}
             prepared = Prepared(index, names)
             totals = _Totals(regions=np.zeros(len(index.region_classes), dtype=np.int64))
+            table = variants.VariantTable(index, tmp_table)
             columns = reader.header.columns
 
-            def work(data: bytes, first_line: int) -> tuple[bytes, _Totals]:
+            def work(data: bytes, first_line: int) -> _Done:
                 chunk = RecordChunk(data, columns, first_line, reader.limits.max_line_bytes)
                 _check_undeclared_use(chunk, names)
-                return _annotate_chunk(chunk, index, prepared, len(totals.regions))
+                return _annotate_chunk(chunk, prepared, len(totals.regions), table.keep_rows)
 
             with open(tmp_vcf, "wb") as sink, ThreadPoolExecutor(_WORKERS) as pool:
                 sink.write(_header(reader.header, index, names, choice))
                 # Chunks in flight are bounded, so memory is too; results are written in order.
-                in_flight: deque[Future[tuple[bytes, _Totals]]] = deque()
+                in_flight: deque[Future[_Done]] = deque()
                 for data, first_line in reader.raw_chunks():
                     in_flight.append(pool.submit(work, data, first_line))
                     if len(in_flight) >= _WORKERS:
-                        _write(sink, in_flight.popleft(), totals)
+                        _write(sink, in_flight.popleft(), totals, table)
                         if progress is not None:
                             progress(reader.progress())
                 while in_flight:
-                    _write(sink, in_flight.popleft(), totals)
+                    _write(sink, in_flight.popleft(), totals, table)
+                table.finish()
                 if progress is not None:
                     progress(1.0)
-        result = _result(vcf_path, log_path, choice, totals, names, index, started)
+        result = _result(paths, choice, totals, table, names, index, started)
         tmp_log.write_text(report.count_log(result, source, index.meta))
         os.replace(tmp_vcf, vcf_path)
         os.replace(tmp_log, log_path)
+        if tmp_table is not None and paths.table is not None:
+            os.replace(tmp_table, paths.table)
         return result
     finally:
-        for tmp in (tmp_vcf, tmp_log):
-            tmp.unlink(missing_ok=True)
+        if table is not None:
+            table.close()
+        for tmp in (tmp_vcf, tmp_log, tmp_table):
+            if tmp is not None:
+                tmp.unlink(missing_ok=True)
 
 
 def _temporary(final: Path) -> Path:
@@ -219,10 +244,13 @@ def _header(
     return b"\n".join([*header.lines[:-1], *ours, header.lines[-1], b""])
 
 
-def _write(sink: BinaryIO, done: Future[tuple[bytes, _Totals]], totals: _Totals) -> None:
-    lines, counts = done.result()
+def _write(
+    sink: BinaryIO, done: Future[_Done], totals: _Totals, table: variants.VariantTable
+) -> None:
+    lines, counts, part = done.result()
     sink.write(lines)
     totals.add(counts)
+    table.add(part)
 
 
 def _check_undeclared_use(chunk: RecordChunk, names: dict[str, str]) -> None:
@@ -236,14 +264,14 @@ def _check_undeclared_use(chunk: RecordChunk, names: dict[str, str]) -> None:
             raise _KeyInUse(name)
 
 
-def _annotate_chunk(
-    chunk: RecordChunk, index: AssemblyIndex, prepared: Prepared, classes: int
-) -> tuple[bytes, _Totals]:
-    """The chunk's output lines, and its counts."""
-    n, data, buf = chunk.size, chunk.data, chunk.buffer
+def _annotate_chunk(chunk: RecordChunk, prepared: Prepared, classes: int, keep_rows: bool) -> _Done:
+    """The chunk's output lines, its counts, and its share of the variant table."""
+    n, data, buf, index = chunk.size, chunk.data, chunk.buffer, prepared.index
     if n == 0:
-        return b"", _Totals(regions=np.zeros(classes, dtype=np.int64))
-    contig, unknown = index.contig_ids(chunk.field(0))
+        empty = _Totals(regions=np.zeros(classes, dtype=np.int64))
+        return b"", empty, variants.empty_part(index)
+    chrom = chunk.field(0)
+    contig, unknown = index.contig_ids(chrom)
     known = contig >= 0
     ref_start, ref_end = chunk.field_range(3)
     last = chunk.positions + np.maximum(ref_end - ref_start, 1) - 1
@@ -280,8 +308,9 @@ def _annotate_chunk(
         regions=np.bincount(found.region_codes[known], minlength=classes),
         hits=found.hits,
     )
+    part = variants.chunk_part(chunk, prepared, found, chrom, contig, keep_rows)
     offsets = np.frombuffer(lines.buffers()[1], np.int32)[lines.offset : lines.offset + n + 1]
-    return memoryview(lines.buffers()[2])[offsets[0] : offsets[-1]].tobytes(), counts
+    return memoryview(lines.buffers()[2])[offsets[0] : offsets[-1]].tobytes(), counts, part
 
 
 def _fill_ids(
@@ -307,27 +336,35 @@ def _fill_ids(
 
 
 def _result(
-    vcf_path: Path,
-    log_path: Path,
+    paths: _Paths,
     choice: AssemblyChoice,
     totals: _Totals,
+    table: variants.VariantTable,
     names: dict[str, str],
     index: AssemblyIndex,
     started: float,
 ) -> AnnotationResult:
     summary = {c: int(v) for c, v in zip(index.region_classes, totals.regions, strict=True)}
     dbsnp = next((t.key for t in index.tables if t.meta.get("fill_id")), None)
+    in_dbsnp = totals.hits.get(names[dbsnp], 0) if dbsnp else 0
+    flags = {
+        key: totals.hits.get(names[key], 0)
+        for key in ("CPG", "REPEAT", "BLACKLIST", "TFBS")
+        if key in names
+    }
     return AnnotationResult(
-        annotated_path=vcf_path,
-        log_path=log_path,
+        annotated_path=paths.vcf,
+        log_path=paths.log,
         variant_count=totals.records,
         summary=summary,
         assembly=choice.name,
         assembly_reason=choice.reason,
-        in_dbsnp=totals.hits.get(names[dbsnp], 0) if dbsnp else 0,
+        in_dbsnp=in_dbsnp,
         hits=totals.hits,
         unknown_contig_records=totals.unknown,
         unknown_contigs=sorted(totals.unknown_names),
         renamed_keys={k: v for k, v in names.items() if k != v},
         seconds=time.monotonic() - started,
+        stats=table.stats(summary, in_dbsnp, flags, totals.unknown),
+        variants_path=paths.table,
     )

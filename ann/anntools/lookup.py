@@ -68,6 +68,7 @@ class ChunkAnnotation:
     region_codes: np.ndarray
     id_records: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     id_values: pa.Array | None = None  # IDs for `id_records`, ';'-joined
+    flag_hits: dict[str, np.ndarray] = field(default_factory=dict)  # per flag key (unrenamed)
 
 
 class AssemblyIndex:
@@ -167,13 +168,15 @@ class Prepared:
         region = self.index.tables[0]
         codes = self._region(region, q_start, q_end)
         combo = codes.astype(np.int64) << len(self.flags)
-        hits = {}
+        hits, flag_hits = {}, {}
         for position, t in enumerate(self.flags):  # the first flag is the highest bit
             _, hit, _ = intervals.first_overlap(t.starts, t.ends, q_start, q_end)
             combo |= hit.astype(np.int64) << (len(self.flags) - 1 - position)
             hits[self.names[t.key]] = int(hit.sum())
+            flag_hits[t.key] = hit & known
         combo[~known] = len(self.fixed_table) - 1
         result = ChunkAnnotation(self.fixed_table.take(pa.array(combo)), [], hits, codes)
+        result.flag_hits = flag_hits
         for t in self.others:
             if t.kind == "names":
                 column, count = self._names(t, q_start, q_end)

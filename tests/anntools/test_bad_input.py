@@ -74,12 +74,15 @@ def test_failure_keeps_a_previous_complete_output_intact(tmp_path, data_dir):
     source.write_text(vcf_text(GOOD))
     done = annotate_file(source, tmp_path / "out", data_dir=data_dir)
     before = done.annotated_path.read_bytes()
+    table_before = done.variants_path.read_bytes()
     source.write_text(vcf_text([*GOOD, "chr1 x . A G . . . GT 0/1"]))
     with pytest.raises(AnnotationError):
         annotate_file(source, tmp_path / "out", data_dir=data_dir)
     assert done.annotated_path.read_bytes() == before
+    assert done.variants_path.read_bytes() == table_before
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
         "x.annot.vcf",
+        "x.variants.parquet",
         "x.vcf.count.log",
     ]
 

@@ -169,9 +169,26 @@ def test_command_line_annotate_and_sources(tmp_path, data_dir):
     assert done.returncode == 0, done.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "sample.annot.vcf",
+        "sample.variants.parquet",
         "sample.vcf.count.log",
         "sample.vcf.gz",
     ]
+    skipped = tmp_path / "skipped"
+    done = processes.run(
+        [
+            *env_cmd,
+            "annotate",
+            str(source),
+            "--out-dir",
+            str(skipped),
+            "--no-variants-table",
+            "--data-dir",
+            str(data_dir),
+        ],
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in skipped.iterdir()) == ["sample.annot.vcf", "sample.vcf.count.log"]
     listing = processes.run(
         [*env_cmd, "sources", "--data-dir", str(data_dir)],
         timeout=300,

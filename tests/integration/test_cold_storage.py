@@ -113,6 +113,10 @@ def test_free_results_are_archived_after_the_window_and_restored_on_upgrade(cold
     log = aws.client(cold, "s3").head_object(Bucket=cold.results_bucket,
                                              Key=archived.s3_key_log_file)  # fmt: skip
     assert log["ContentLength"] > 0  # the log stays
+    table = aws.client(cold, "s3").head_object(Bucket=cold.results_bucket,
+                                               Key=archived.s3_key_variants_file)  # fmt: skip
+    assert table["ContentLength"] > 0  # so does the variant table, and the stats
+    assert archived.stats == completed.stats and archived.stats["variants"] > 0
     assert archived.archive_key or archived.results_file_archive_id
     assert archived.archive_due_at is None  # out of the archive index
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import os
 import signal
@@ -12,6 +13,7 @@ import time
 import uuid
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
 from ann.anntools import annotate_file
@@ -138,7 +140,11 @@ def test_a_submitted_job_completes_with_the_engines_result_and_one_email(
     assert job.job_status == "COMPLETED"
     assert job.variant_count == 3 and sum(job.summary.values()) == 3
     prefix = f"{user.user_id}/{job.job_id}/"
-    assert results(pipeline) == [prefix + "sample.annot.vcf", prefix + "sample.vcf.count.log"]
+    assert results(pipeline) == [
+        prefix + "sample.annot.vcf",
+        prefix + "sample.variants.parquet",
+        prefix + "sample.vcf.count.log",
+    ]
     # The stored result is exactly what the engine makes of the same input.
     (tmp_path / "sample.vcf").write_bytes(HEADER + RECORDS)
     expected = annotate_file(tmp_path / "sample.vcf", out_dir=tmp_path / "out", assembly="hg19")
@@ -148,6 +154,14 @@ def test_a_submitted_job_completes_with_the_engines_result_and_one_email(
         .read()
     )
     assert stored == expected.annotated_path.read_bytes()
+    # So are the variant table (the viewer's, on the item as a private key) and the stats.
+    assert job.s3_key_variants_file == prefix + "sample.variants.parquet"
+    table = aws.client(pipeline, "s3").get_object(
+        Bucket=pipeline.results_bucket, Key=job.s3_key_variants_file
+    )["Body"]
+    assert pq.read_table(io.BytesIO(table.read())) == pq.read_table(expected.variants_path)
+    assert job.stats == expected.stats and job.stats["variants"] == 3
+    assert "stats" in job.public() and "s3_key_variants_file" not in job.public()
     wait_until(lambda: len(sent(pipeline)) == 1, what="the email")
     (email,) = sent(pipeline)
     assert email.to == ["ada@example.org"]
@@ -222,7 +236,7 @@ def test_a_request_delivered_twice_gives_one_result_and_one_email(pipeline, user
     assert len([e for e in logs if e["msg"] == "job completed"]) == 1
     wait_until(lambda: queue_empty(pipeline, pipeline.notifications_queue), what="emails sent")
     assert len(sent(pipeline)) == 1
-    assert len(results(pipeline)) == 2
+    assert len(results(pipeline)) == 3
     assert outcomes_counted(pipeline) == {"JobsCompleted": 1, "JobsFailed": 0}
 
 
@@ -232,7 +246,7 @@ def test_twenty_jobs_at_once_each_complete_exactly_once(pipeline, user, daemons)
     daemons.start("util.notify")
     for job in jobs:
         assert finished(pipeline, job.job_id, timeout=120).job_status == "COMPLETED"
-    assert len(results(pipeline)) == 40
+    assert len(results(pipeline)) == 60
     wait_until(lambda: len(sent(pipeline)) == 20, timeout=30, what="twenty emails")
     subjects = sorted(e.subject for e in sent(pipeline))
     assert subjects == sorted(f"GAS: annotation of s{i}.vcf COMPLETED" for i in range(20))
@@ -261,7 +275,7 @@ def test_a_job_survives_kill_9_of_its_annotator(pipeline, user, daemons):
     daemons.start("ann.annotator", "second")
     done = finished(pipeline, job.job_id, timeout=90)
     assert done.job_status == "COMPLETED"
-    assert len(results(pipeline)) == 2
+    assert len(results(pipeline)) == 3
     takeovers = [e for e in daemons.logs("second") if e["msg"] == "job claimed"]
     assert len(takeovers) == 1
 
@@ -330,7 +344,7 @@ def test_sigterm_past_the_grace_period_hands_the_job_back(pipeline_values, pipel
     assert len(handed_back) == 1
     daemons.start("ann.annotator", "second")
     assert finished(pipeline, job.job_id, timeout=90).job_status == "COMPLETED"
-    assert len(results(pipeline)) == 2
+    assert len(results(pipeline)) == 3
 
 
 def test_an_email_ses_refuses_is_retried_then_dead_lettered(pipeline_values, pipeline, user,
@@ -393,7 +407,7 @@ def test_the_sweep_runs_jobs_whose_request_was_lost(pipeline_values, pipeline, u
     daemons.start("ann.annotator")
     for job in (never_published, abandoned):
         assert finished(pipeline, job.job_id, timeout=60).job_status == "COMPLETED"
-    assert len(results(pipeline)) == 4
+    assert len(results(pipeline)) == 6
 
 
 def test_a_failed_payment_is_emailed(pipeline, user, daemons):
