@@ -82,6 +82,8 @@ class Job:
     claim_id: str | None = None  # which run holds a RUNNING job
     heartbeat_at: int | None = None  # when that run last said it was alive
     notified_at: int | None = None  # when the user was emailed about the outcome
+    stats: dict | None = None  # the results' summary (docs/viewer.md), computed at completion
+    s3_key_variants_file: str | None = None  # the Parquet variant table the viewer reads
 
     # What a user sees of their job (the API's job objects): what happened, never where
     # files live or who runs what. An allow-list: a new field stays private until added.
@@ -100,6 +102,7 @@ class Job:
         "error",
         "restore_tier",
         "result_size",
+        "stats",
     )
 
     @property
