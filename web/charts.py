@@ -11,6 +11,7 @@ from gas.variants import REGIONS
 ROW_HEIGHT = 22
 LABEL_WIDTH = 120  # room for the labels, right-aligned against the bars
 BAR_WIDTH = 300  # the longest bar
+MAX_LABEL = 16  # characters of a label that fit LABEL_WIDTH
 FLAG_NAMES = ("CPG", "REPEAT", "BLACKLIST", "TFBS")
 
 
@@ -20,6 +21,11 @@ class Bar:
     value: int
     y: int
     width: float
+
+    @property
+    def short(self) -> str:
+        """The label as the chart draws it: long names are cut (the table has them whole)."""
+        return self.label if len(self.label) <= MAX_LABEL else self.label[: MAX_LABEL - 1] + "…"
 
 
 @dataclass(frozen=True)
