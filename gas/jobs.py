@@ -144,6 +144,8 @@ def _plain(value: Any) -> Any:
         return int(value)
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
     return value
 
 
