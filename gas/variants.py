@@ -98,10 +98,11 @@ class Args(Protocol):
 
 def parse_filters(args: Args) -> Filters:
     """Filters from query parameters as the API documents them; BadQuery otherwise."""
-    regions = tuple(dict.fromkeys(args.getlist("region")))
-    for region in regions:
+    given = args.getlist("region")
+    for region in given:
         if region not in REGIONS:
             raise BadQuery(f"region must be one of {', '.join(REGIONS)}; got {region!r}")
+    regions = tuple(region for region in REGIONS if region in given)  # one order: one cursor
     gene = _single(args, "gene")
     if gene and (len(gene) > MAX_GENE_PREFIX or not GENE_PREFIX.fullmatch(gene)):
         raise BadQuery("gene must be a gene name or its beginning (letters, digits, . _ - : @ /)")
