@@ -179,6 +179,7 @@ def test_bad_input_is_a_400_never_a_500(ada, bearer, job, query):
     page = ada.client.get(f"/annotations/{job.job_id}/variants", query_string=query)
     assert page.status_code == 400
     assert 'id="viewer-notice"' in page.text
+    assert 'id="variant-filters"' in page.text  # the form, to correct the value
     if query[-1][0] != "cursor":
         tsv = ada.client.get(f"/annotations/{job.job_id}/variants.tsv", query_string=query)
         assert tsv.status_code == 400
@@ -253,6 +254,13 @@ def test_the_variants_page_walks_forward_and_back_with_its_filters(ada, job, row
     tsv = link(pages[0], "download-tsv")
     assert urlsplit(tsv).path.endswith("/variants.tsv")
     assert sorted(parse_qsl(urlsplit(tsv).query)) == sorted(params)
+
+
+def test_a_refused_value_stays_in_the_form_to_be_corrected(ada, job):
+    page = ada.client.get(f"/annotations/{job.job_id}/variants?chrom=chr1&start=12x&gene=%3Cb%3E")
+    assert page.status_code == 400
+    assert 'name="start" inputmode="numeric" value="12x"' in page.text
+    assert 'name="gene" value="&lt;b&gt;"' in page.text
 
 
 def test_the_page_shows_the_form_with_the_filters_chosen(ada, job):
