@@ -100,6 +100,18 @@ class Files:
     def read_text(self, bucket: str, key: str) -> str:
         return self.s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8", "replace")
 
+    def download(self, bucket: str, key: str, out: IO[bytes]) -> bool:
+        """Copy an object into `out` in one GetObject, streamed; False if there is none."""
+        try:
+            body = self.s3.get_object(Bucket=bucket, Key=key)["Body"]
+        except self.s3.exceptions.ClientError as exc:
+            if aws.error_code(exc) in aws.NO_SUCH_OBJECT:
+                return False
+            raise
+        for block in body.iter_chunks(1024 * 1024):
+            out.write(block)
+        return True
+
     def put_file(self, bucket: str, key: str, path: Path) -> tuple[int, str]:
         """Upload a local file in one request that S3 verifies against its SHA-256;
         returns (size, sha256 in base64), what later copies are verified against."""

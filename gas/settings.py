@@ -231,6 +231,15 @@ class Settings:
         "a job PENDING this long is requested again (its request may have been lost)",
         default=600,
     )
+    viewer_cache_dir: str = _doc(
+        "where the web tier keeps the variant tables it reads (empty: a folder under the "
+        "system temp)",
+        default="",
+    )
+    viewer_cache_bytes: int = _doc(
+        "the most bytes of variant tables the web tier keeps; the least recently used go first",
+        default=1024**3,
+    )
     work_dir: str = _doc(
         "where jobs keep their files while running (empty: the system temp)", default=""
     )
@@ -392,6 +401,7 @@ def _check(s: Settings) -> None:
         "archive_sweep_s",
         "job_sweep_s",
         "job_resubmit_after_s",
+        "viewer_cache_bytes",
     ):
         if getattr(s, name) < 1:
             raise SettingsError(f"{env_name(name)} must be at least 1")

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterator
+from contextlib import ExitStack
+from urllib.parse import urlencode
 
 from flask import (
     Blueprint,
+    Response,
     abort,
     flash,
     jsonify,
@@ -17,9 +21,21 @@ from flask import (
 )
 from flask.typing import ResponseReturnValue
 
-from gas.jobs import Job
+from gas.files import attachment
+from gas.jobs import Job, JobStatus
 from gas.submit import Rejected, human_size
+from gas.variants import (
+    COLUMNS,
+    REGIONS,
+    BadQuery,
+    Filters,
+    decode_cursor,
+    encode_cursor,
+    parse_filters,
+    tsv_lines,
+)
 from web.auth import current_user, login_required, owned_job_required
+from web.charts import dbsnp_share, summary_charts
 from web.errors import render_error
 from web.services import services
 
@@ -109,7 +125,15 @@ def detail(job: Job) -> ResponseReturnValue:
         for kind in FILES
         if _file(job, kind)
     }
-    return render_template("annotation.html", job=job, links=links, minutes_left=minutes_left)
+    return render_template(
+        "annotation.html",
+        job=job,
+        links=links,
+        minutes_left=minutes_left,
+        charts=summary_charts(job.stats) if job.stats else [],
+        dbsnp=dbsnp_share(job.stats) if job.stats else None,
+        browsable=has_table(job),
+    )
 
 
 @bp.get("/annotations/<job_id>/files/<kind>")
@@ -141,3 +165,91 @@ def log(job: Job) -> ResponseReturnValue:
         abort(404)
     text = services().files.read_text(job.s3_results_bucket, job.s3_key_log_file)
     return render_template("log.html", job=job, text=text)
+
+
+# -- the variant viewer ---------------------------------------------------------------------
+
+PAGE_ROWS = 100
+VIEWER_FORM = {
+    "regions": REGIONS,
+    "columns": COLUMNS,
+    "switches": (
+        ("dbsnp", "In dbSNP"),
+        ("cpg", "CpG island"),
+        ("repeat", "Repeat"),
+        ("blacklist", "Blacklisted"),
+        ("tfbs", "TF binding site"),
+    ),
+}
+
+
+def has_table(job: Job) -> bool:
+    """Whether the job's variants can be browsed now (COMPLETED, with a table)."""
+    return job.job_status == JobStatus.COMPLETED and bool(job.s3_key_variants_file)
+
+
+def _variants_url(job: Job, filters: Filters, offset: int | None, tsv: bool = False) -> str:
+    endpoint = "annotations.variants_tsv" if tsv else "annotations.variants"
+    args = filters.args()
+    if offset:
+        args.append(("cursor", encode_cursor(offset, filters)))
+    query = urlencode(args)
+    return url_for(endpoint, job_id=job.job_id) + (f"?{query}" if query else "")
+
+
+@bp.get("/annotations/<job_id>/variants")
+@owned_job_required
+def variants(job: Job) -> ResponseReturnValue:
+    """A page of the job's variants, filtered, 100 rows at a time."""
+    view = {**VIEWER_FORM, "job": job, "filters": Filters(), "rows": None, "notice": None}
+    try:
+        filters = view["filters"] = parse_filters(request.args)
+        cursor = request.args.get("cursor", "")
+        offset = decode_cursor(cursor, filters) if cursor else 0
+    except BadQuery as bad:
+        return render_template("variants.html", **{**view, "notice": str(bad)}), 400
+    if not has_table(job):
+        return render_template("variants.html", **view)
+    with services().variants.open(job.s3_results_bucket, job.s3_key_variants_file) as table:
+        if table is None:
+            return render_error(404, "This job's variant table is not available.")
+        page = table.page(filters, offset, PAGE_ROWS)
+        previous = table.previous(filters, offset, PAGE_ROWS) if offset else None
+    view["rows"] = page.rows
+    return render_template(
+        "variants.html",
+        **view,
+        first=offset == 0,
+        next_url=_variants_url(job, filters, page.next_offset) if page.next_offset else None,
+        previous_url=None if previous is None else _variants_url(job, filters, previous),
+        tsv_url=_variants_url(job, filters, None, tsv=True),
+    )
+
+
+@bp.get("/annotations/<job_id>/variants.tsv")
+@owned_job_required
+def variants_tsv(job: Job) -> ResponseReturnValue:
+    """Every variant the filters select, as TSV, streamed as it is read."""
+    try:
+        filters = parse_filters(request.args)
+    except BadQuery as bad:
+        return render_error(400, str(bad))
+    if not has_table(job):
+        return render_error(409, "This job's variants cannot be browsed now; see its page.")
+    stack = ExitStack()
+    table = stack.enter_context(
+        services().variants.open(job.s3_results_bucket, job.s3_key_variants_file)
+    )
+    if table is None:
+        stack.close()
+        return render_error(404, "This job's variant table is not available.")
+
+    def lines() -> Iterator[str]:
+        with stack:
+            yield from tsv_lines(table.rows(filters))
+
+    response = Response(lines(), mimetype="text/tab-separated-values")
+    response.call_on_close(stack.close)
+    stem = job.input_file_name.rsplit(".vcf", 1)[0] or "variants"
+    response.headers["Content-Disposition"] = attachment(f"{stem}.variants.tsv")
+    return response

@@ -10,10 +10,11 @@ from typing import Any, TypeVar
 from flask import Blueprint, Response, g, jsonify, request
 from flask.typing import ResponseReturnValue
 
-from gas.jobs import Job
+from gas.jobs import Job, JobStatus
 from gas.submit import Rejected
 from gas.users import User
-from web.annotations import download_url
+from gas.variants import COLUMNS, BadQuery, decode_cursor, encode_cursor, parse_filters, parse_limit
+from web.annotations import download_url, has_table
 from web.services import services
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -127,3 +128,47 @@ def job_log(job_id: str) -> ResponseReturnValue:
         return error(404, "this job has no log yet")
     text = services().files.read_text(found.s3_results_bucket, found.s3_key_log_file)
     return Response(text, mimetype="text/plain")
+
+
+@bp.get("/jobs/<job_id>/summary")
+@token_required
+def job_summary(job_id: str) -> ResponseReturnValue:
+    found = _owned(job_id)
+    if not found:
+        return error(404, "no such job")
+    if not found.stats:
+        return error(409, f"this job has no summary ({found.job_status}); a completed job has one")
+    return jsonify(job_id=found.job_id, job_status=found.job_status, stats=found.stats)
+
+
+# Why a job's variants cannot be read now, by its status.
+NO_TABLE = {
+    JobStatus.ARCHIVED: "this job's results are archived; upgrade to Premium to restore them",
+    JobStatus.RESTORING: "this job's results are being restored; try again when it is COMPLETED",
+    JobStatus.COMPLETED: "this job has no variant table (it ran before the viewer existed)",
+}
+
+
+@bp.get("/jobs/<job_id>/variants")
+@token_required
+def job_variants(job_id: str) -> ResponseReturnValue:
+    found = _owned(job_id)
+    if not found:
+        return error(404, "no such job")
+    try:
+        filters, limit = parse_filters(request.args), parse_limit(request.args)
+        cursor = request.args.get("cursor", "")
+        offset = decode_cursor(cursor, filters) if cursor else 0
+    except BadQuery as bad:
+        return error(400, str(bad))
+    if not has_table(found):
+        return error(409, NO_TABLE.get(found.job_status, f"this job is {found.job_status}"))
+    bucket, key = found.s3_results_bucket, found.s3_key_variants_file
+    with services().variants.open(bucket, key) as table:
+        if table is None:
+            return error(409, "this job's variant table is not available")
+        page = table.page(filters, offset, limit)
+    body: dict[str, Any] = {"variants": [{c: row[c] for c in COLUMNS} for row in page.rows]}
+    if page.next_offset is not None:
+        body["next_cursor"] = encode_cursor(page.next_offset, filters)
+    return jsonify(body)

@@ -12,6 +12,7 @@ from gas.jobs import JobStore
 from gas.settings import Settings
 from gas.submit import Submissions
 from gas.users import UserStore
+from gas.variants import VariantCache
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,7 @@ class Services:
     files: Files
     submissions: Submissions
     billing: Billing
+    variants: VariantCache
 
     @classmethod
     def for_settings(cls, settings: Settings) -> Services:
@@ -33,6 +35,7 @@ class Services:
             files=submissions.files,
             submissions=submissions,
             billing=Billing(settings),
+            variants=VariantCache.for_settings(settings, submissions.files),
         )
 
 

@@ -24,6 +24,9 @@ LOGIN_REQUIRED = [
     "/annotations/x/status.json",
     "/annotations/x/log",
     "/annotations/x/files/result",
+    "/annotations/x/variants",
+    "/annotations/x/variants?region=CDS&gene=TP",
+    "/annotations/x/variants.tsv",
     "/profile",
 ]
 
