@@ -3,15 +3,18 @@
 Each test runs in a `mock_aws()` of its own (fresh AWS state: no table, queue or message of
 another test), with fake credentials in the environment and no endpoint override, so the
 clients are made as on AWS (`GAS_ENV=aws`) and moto answers them in-process: no emulator
-process, no browser, no network. The `settings` fixture is provisioned by
-`gas.provision.provision`, as an AWS account is; `store_settings` has only the tables of that
-plan (the same `ensure_table`), for tests of the job and user stores, which touch nothing
-else: a whole account costs ten times the CPU (about 0.2 s a test), mostly its queues.
+process, no browser, no network.
+
+A test provisions what it uses with `provision_parts`: the very steps of
+`gas.provision.provision` (`ensure_table`, `ensure_bucket`, `ensure_topic`, `ensure_queue`,
+`ensure_subscription`) on the same plan, for the tables, buckets and queues it names. A whole
+account is some 80 calls and 0.2 s of CPU, mostly queues nobody reads in the test: for a tier
+of a hundred tests, the better part of its time. `test_provision.py` provisions it whole.
 
 `gas.aws.client` caches a client per settings *value* (equal settings, one client). The
 cache is emptied when the tier starts and when it ends, not between its tests: a client
-holds no AWS state (moto's does), and making the half-dozen clients afresh would cost about
-a second of CPU per test (botocore parses its endpoint and service models per session).
+holds no AWS state (moto does), and making the half-dozen clients afresh costs about a second
+of CPU per test (botocore parses its endpoint and service models per session).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from __future__ import annotations
 import os
 import time
 import types
-from collections.abc import Callable, Iterator
+from collections.abc import Iterable, Iterator
 
 import pytest
 from moto import mock_aws
@@ -28,8 +31,16 @@ import gas.billing
 import gas.jobs
 import gas.users
 from gas import aws
-from gas.provision import ensure_table, plan, provision
+from gas.provision import (
+    ensure_bucket,
+    ensure_queue,
+    ensure_subscription,
+    ensure_table,
+    ensure_topic,
+    plan,
+)
 from gas.settings import Settings, settings_from
+from tests.awscalls import VARIABLE as AWS_CALLS_RECORDED
 
 # What an AWS deployment needs, with names nobody's real account uses.
 FAST_VALUES = {
@@ -42,15 +53,64 @@ FAST_VALUES = {
     "GAS_STRIPE_API_KEY": "sk_test_fast_tier",
     "GAS_STRIPE_WEBHOOK_SECRET": "whsec_fast_tier",
     "GAS_STRIPE_PRICE_ID": "price_gas_premium_fast",
+    # Short enough to watch: a free user's archive request is delayed by their window (1 s),
+    # and a rate limit is reached in two calls.
+    "GAS_FREE_RETENTION_S": "1",
+    "GAS_SUBMIT_RATE_PER_MINUTE": "2",
+    "GAS_UPLOAD_FORMS_PER_MINUTE": "2",
 }
+
+
+def fast_settings(**overrides: str) -> Settings:
+    """Settings from FAST_VALUES and `GAS_*` overrides (nothing provisioned)."""
+    return settings_from({**FAST_VALUES, **overrides})
+
+
+def provision_parts(
+    settings: Settings,
+    *,
+    tables: bool = False,
+    buckets: bool = False,
+    queues: Iterable[str] = (),
+) -> Settings:
+    """Provision part of `plan(settings)` as `provision` does: every table (and its indexes),
+    every bucket, and the named work queues with their dead-letter queues, the topics that
+    feed them and the subscriptions (filter policies included)."""
+    p = plan(settings)
+    if tables:
+        dynamodb = aws.client(settings, "dynamodb")
+        for table in p.tables:
+            ensure_table(dynamodb, table)
+    if buckets:
+        s3 = aws.client(settings, "s3")
+        for bucket in p.buckets:
+            ensure_bucket(s3, bucket, settings.aws_region)
+    wanted = set(queues)
+    for queue in p.queues:
+        if queue.name not in wanted:
+            continue
+        wanted.remove(queue.name)
+        sns, sqs = aws.client(settings, "sns"), aws.client(settings, "sqs")
+        topic_arn = ensure_topic(sns, queue.topic)[0] if queue.topic else None
+        queue_arn, _ = ensure_queue(sqs, queue, settings, topic_arn)
+        if topic_arn:
+            ensure_subscription(sns, topic_arn, queue_arn, queue)
+    assert not wanted, f"no such queue in the plan: {wanted}"
+    return settings
 
 
 @pytest.fixture(scope="package", autouse=True)
 def clients_of_this_tier() -> Iterator[None]:
     """No client made for another tier's settings is used here, and none made here outlives
-    the tier (outside a mock it would talk to AWS itself)."""
+    the tier (outside a mock it would talk to AWS itself).
+
+    The suite's AWS call recorder (tests/awscalls, for the IAM test) is off meanwhile: the
+    IAM test checks GAS's processes, these calls go to moto, and recording them would cost
+    a tenth of the tier's CPU."""
     aws.client.cache_clear()
-    yield
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(AWS_CALLS_RECORDED, "")
+        yield
     aws.client.cache_clear()
 
 
@@ -70,30 +130,9 @@ def mocked_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 @pytest.fixture
-def make_settings() -> Callable[..., Settings]:
-    """Settings from FAST_VALUES plus `GAS_*` overrides, provisioned in this test's AWS."""
-
-    def make(**overrides: str) -> Settings:
-        settings = settings_from({**FAST_VALUES, **overrides})
-        provision(settings, report=lambda _change: None)
-        return settings
-
-    return make
-
-
-@pytest.fixture
-def settings(make_settings: Callable[..., Settings]) -> Settings:
-    return make_settings()
-
-
-@pytest.fixture
 def store_settings() -> Settings:
-    """Settings whose tables (and nothing else) are provisioned, as `provision` makes them."""
-    settings = settings_from(FAST_VALUES)
-    dynamodb = aws.client(settings, "dynamodb")
-    for table in plan(settings).tables:
-        ensure_table(dynamodb, table)
-    return settings
+    """Settings whose tables (and nothing else) are provisioned: the stores' tests."""
+    return provision_parts(fast_settings(), tables=True)
 
 
 class Clock:

@@ -16,14 +16,19 @@ from gas.billing import Billing, InvalidEvent
 from gas.jobs import Job, JobStore
 from gas.settings import Settings
 from gas.users import UserStore
+from tests.fast.conftest import fast_settings, provision_parts
 
 USER = "globus-ada"
 
 
 @pytest.fixture
-def billing_settings(make_settings) -> Settings:
-    # A one-second retention window: the archive queue delays its messages that long.
-    return make_settings(GAS_FREE_RETENTION_S="1")
+def billing_settings() -> Settings:
+    """The tables, and the queues billing's messages reach: restore, archive (delayed by the
+    free window, a second here) and the results queue notify reads."""
+    s = fast_settings()
+    return provision_parts(
+        s, tables=True, queues=(s.restore_queue, s.archive_queue, s.job_results_queue)
+    )
 
 
 @pytest.fixture

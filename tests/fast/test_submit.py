@@ -16,6 +16,7 @@ from gas.jobs import JobStatus, JobStore
 from gas.settings import Settings
 from gas.submit import Rejected, Submissions
 from gas.users import User, UserStore
+from tests.fast.conftest import fast_settings, provision_parts
 
 VCF = (
     b"##fileformat=VCFv4.2\n"
@@ -26,9 +27,11 @@ REDIRECT = "https://gas.example.org/annotate/job"
 
 
 @pytest.fixture
-def submit_settings(make_settings, clock) -> Settings:
-    # The clock holds the rate-limit window still; two a minute keeps the loops short.
-    return make_settings(GAS_SUBMIT_RATE_PER_MINUTE="2", GAS_UPLOAD_FORMS_PER_MINUTE="2")
+def submit_settings(clock) -> Settings:
+    """The tables, the buckets and the annotators' queue; two submissions (and two upload
+    forms) a minute, in a minute the clock holds still."""
+    s = fast_settings()
+    return provision_parts(s, tables=True, buckets=True, queues=(s.job_requests_queue,))
 
 
 @pytest.fixture

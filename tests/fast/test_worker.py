@@ -23,12 +23,20 @@ from gas.messages import Bus
 from gas.settings import Settings
 from gas.worker import Message, RetryLater, Worker
 from tests.conftest import wait_until
+from tests.fast.conftest import fast_settings, provision_parts
+
+
+def queue_settings(**overrides: str) -> Settings:
+    """Settings (and the 20 s long poll of every daemon) with the annotators' job request
+    queue, its dead-letter queue and its topic provisioned."""
+    s = fast_settings(**overrides)
+    return provision_parts(s, queues=(s.job_requests_queue,))
 
 
 @pytest.fixture
-def quick(make_settings) -> Settings:
+def quick() -> Settings:
     """A failed message is back after 1 s, and dead-lettered on its third receive."""
-    return make_settings(GAS_QUEUE_VISIBILITY_TIMEOUT_S="1", GAS_QUEUE_MAX_RECEIVE_COUNT="2")
+    return queue_settings(GAS_QUEUE_VISIBILITY_TIMEOUT_S="1", GAS_QUEUE_MAX_RECEIVE_COUNT="2")
 
 
 class Queue:
@@ -262,10 +270,10 @@ def test_handlers_run_side_by_side_up_to_the_concurrency(quick):
     assert sorted(done) == [1, 2]
 
 
-def test_a_long_handler_keeps_its_message_invisible_to_other_workers(make_settings):
+def test_a_long_handler_keeps_its_message_invisible_to_other_workers():
     # Visibility timeout 2 s, a handler of 4 s, and a second worker polling all along: without
     # the heartbeat the message would be delivered to it after 2 s.
-    settings = make_settings(GAS_QUEUE_VISIBILITY_TIMEOUT_S="2", GAS_WORKER_WAIT_S="1")
+    settings = queue_settings(GAS_QUEUE_VISIBILITY_TIMEOUT_S="2")
     queue = Queue(settings)
     queue.send(n=1)
     starts: list[str] = []
@@ -281,7 +289,7 @@ def test_a_long_handler_keeps_its_message_invisible_to_other_workers(make_settin
 
     def scenario() -> None:
         wait_until(lambda: starts, what="the long handler to start")
-        with running(worker(settings, handler("second"))):
+        with running(worker(settings, handler("second"), wait_s=1)):
             wait_until(finished.is_set, timeout=20, what="the long handler to finish")
             wait_until(lambda: queue.depth() == (0, 0), what="the message deleted")
 
@@ -306,9 +314,9 @@ def test_a_periodic_task_runs_alongside_and_survives_its_failures(quick):
 # -- stopping ---------------------------------------------------------------------------------
 
 
-def test_sigterm_finishes_the_message_in_flight_and_hands_back_the_rest_at_once(make_settings):
+def test_sigterm_finishes_the_message_in_flight_and_hands_back_the_rest_at_once():
     # A visibility timeout of a minute: what is handed back must be visible at once.
-    settings = make_settings(GAS_QUEUE_VISIBILITY_TIMEOUT_S="60")
+    settings = queue_settings(GAS_QUEUE_VISIBILITY_TIMEOUT_S="60")
     queue = Queue(settings)
     for n in range(3):
         queue.send(n=n)
@@ -332,8 +340,9 @@ def test_sigterm_finishes_the_message_in_flight_and_hands_back_the_rest_at_once(
     assert len(handled) == 1  # the others never started
 
 
-def test_sigterm_while_idle_abandons_the_long_poll(make_settings, log_lines):
-    settings = make_settings(GAS_WORKER_WAIT_S="20")
+def test_sigterm_while_idle_abandons_the_long_poll(quick, log_lines):
+    settings = quick
+    assert settings.worker_wait_s == 20
 
     def scenario() -> None:
         wait_until(lambda: any(line["msg"] == "worker started" for line in log_lines))
@@ -345,7 +354,8 @@ def test_sigterm_while_idle_abandons_the_long_poll(make_settings, log_lines):
     assert log_lines[-1]["msg"] == "worker stopped"
 
 
-def test_a_worker_started_before_its_queue_exists_waits_for_it(settings, calls):
+def test_a_worker_started_before_its_queue_exists_waits_for_it(calls):
+    settings = fast_settings()
     sqs = aws.client(settings, "sqs")
 
     def scenario() -> None:
@@ -357,7 +367,8 @@ def test_a_worker_started_before_its_queue_exists_waits_for_it(settings, calls):
     serve(Worker(settings, "gas-made-later", lambda m: calls.note("done", m)), scenario)
 
 
-def test_sigterm_before_the_queue_exists_ends_the_wait(settings, log_lines):
+def test_sigterm_before_the_queue_exists_ends_the_wait(log_lines):
+    settings = fast_settings()
     started = time.monotonic()
     serve(Worker(settings, "gas-never-made", lambda _m: None), lambda: time.sleep(0.2))
     assert time.monotonic() - started < 5
