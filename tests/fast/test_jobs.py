@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import uuid
 
@@ -50,8 +51,7 @@ def test_a_new_job_is_pending_and_its_id_is_taken_once(jobs):
     job = new_job(jobs)
     stored = jobs.get(job.job_id)
     assert stored == job and stored.job_status == JobStatus.PENDING and stored.active
-    again = Job(**{**job.__dict__, "input_file_name": "other.vcf"})
-    assert not jobs.create(again)
+    assert not jobs.create(dataclasses.replace(job, input_file_name="other.vcf"))
     assert jobs.get(job.job_id).input_file_name == "sample.vcf"
 
 
@@ -315,7 +315,7 @@ def test_a_users_jobs_are_listed_newest_first_a_page_at_a_time(jobs):
         if not page.cursor:
             break
         cursor = page.cursor
-    assert pages == 3 and [len(p) for p in (seen,)] == [5]
+    assert pages == 3 and len(seen) == 5
     assert [j.job_id for j in seen] == [j.job_id for j in reversed(made)]
     assert seen[0] == made[-1]  # whole jobs
 
