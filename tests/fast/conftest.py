@@ -73,9 +73,10 @@ def provision_parts(
     buckets: bool = False,
     queues: Iterable[str] = (),
 ) -> Settings:
-    """Provision part of `plan(settings)` as `provision` does: every table (and its indexes),
-    every bucket, and the named work queues with their dead-letter queues, the topics that
-    feed them and the subscriptions (filter policies included)."""
+    """Provision part of `plan(settings)` with `provision`'s own steps: every table (with its
+    indexes), every bucket (made; its CORS, lifecycle, public-access block and versioning are
+    left to test_provision.py), and the named work queues with their dead-letter queues and
+    redrive, the topics that feed them and their subscriptions (filter policies included)."""
     p = plan(settings)
     if tables:
         dynamodb = aws.client(settings, "dynamodb")
