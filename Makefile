@@ -17,7 +17,7 @@ run: setup data
 	exec $(PY) -m devstack stack
 
 ## test: set everything up, lint, and run the full test suite
-test: setup data browser lint
+test: setup lint data browser
 	$(PY) -m pytest
 
 ## test-fast: lint, then the unit tests and the fast tier (moto in this process): under a minute,
