@@ -1,4 +1,4 @@
-# The two commands a newcomer needs: `make run` and `make test`.
+# The two commands a newcomer needs: `make run` and `make test` (`make test-fast` while coding).
 # Everything else (virtualenv, pinned requirements, annotation data) is set up on the way.
 
 SHELL := /bin/bash
@@ -10,15 +10,21 @@ GENOME_CACHE := .cache/genomes
 DATA_DIR := data/anntools
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test lint format data browser npm setup setup-runtime bench bench-annotate bench-pipeline load lock clean
+.PHONY: run test test-fast lint format data browser npm setup setup-runtime bench bench-annotate bench-pipeline load lock clean
 
 ## run: set everything up and start the whole local stack (http://127.0.0.1:8080)
 run: setup data
 	exec $(PY) -m devstack stack
 
-## test: set everything up and run the full test suite
-test: setup data browser npm
+## test: set everything up, lint, and run the full test suite
+test: setup lint data browser npm
 	$(PY) -m pytest
+
+## test-fast: lint, then the unit tests and the fast tier (moto in this process): under a minute,
+## no emulator, browser, annotation data or network. test_processes.py (the suite's own process
+## harness: real processes, a nested pytest, 20 s) runs in `make test` only.
+test-fast: setup lint
+	$(PY) -m pytest tests/unit tests/fast --ignore=tests/unit/test_processes.py
 
 ## lint: ruff lint and format check
 lint: setup
