@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 stripe.enable_telemetry = False  # it would otherwise write under ~/.config
 SIGNATURE_TOLERANCE_S = 300
 ENDED = frozenset({"canceled", "unpaid", "incomplete_expired"})
+# Of those, the statuses a subscription never leaves (an unpaid one may be paid up).
+FINAL = frozenset({"canceled", "incomplete_expired"})
 LIVE = frozenset({"active", "trialing"})
 STRIPE_PAGES = ("https://checkout.stripe.com", "https://billing.stripe.com")
 
@@ -167,7 +169,8 @@ class Billing:
         if user.stripe_subscription_id != subscription.get("id"):
             raise _Ignored("not the user's current subscription")
         now = int(time.time())
-        if not self.users.become_free(user.user_id, event_id, subscription["id"], now):
+        final = subscription.get("status") in FINAL
+        if not self.users.become_free(user.user_id, event_id, subscription["id"], now, final):
             return ALREADY_APPLIED
         scheduled = self._fresh_windows(user, now)
         log.info(
@@ -181,6 +184,8 @@ class Billing:
         user = self._user_of(subscription)
         if user.premium:
             return "ignored: already premium"
+        if subscription["id"] in user.ended_subscriptions:
+            return "ignored: that subscription has ended"  # a late event, retried by Stripe
         if not self.users.become_premium(
             user.user_id, event_id, subscription.get("customer") or "", subscription["id"]
         ):

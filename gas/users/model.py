@@ -43,6 +43,7 @@ class User:
     stripe_customer_id: str | None = None
     stripe_subscription_id: str | None = None  # the subscription that makes them premium
     stripe_events: frozenset[str] = frozenset()  # Stripe events already applied
+    ended_subscriptions: frozenset[str] = frozenset()  # Stripe subscriptions over for good
     downgraded_at: int | None = None  # when they last became free again
     billing_notice: str | None = None  # e.g. a failed payment, shown on the profile
     logins: tuple[Login, ...] = ()  # live browser logins, oldest first
@@ -85,6 +86,7 @@ def parse_user(item: dict[str, Any]) -> User:
         stripe_customer_id=item.get("stripe_customer_id"),
         stripe_subscription_id=item.get("stripe_subscription_id"),
         stripe_events=frozenset(item.get("stripe_events", ())),
+        ended_subscriptions=frozenset(item.get("ended_subscriptions", ())),
         downgraded_at=int(item["downgraded_at"]) if "downgraded_at" in item else None,
         billing_notice=item.get("billing_notice"),
         logins=_logins(item.get("logins", {})),

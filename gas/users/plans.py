@@ -16,7 +16,9 @@ class PlanLedger(UserTable):
     def become_premium(
         self, user_id: str, event_id: str, customer_id: str, subscription_id: str
     ) -> bool:
-        """free -> premium for a Stripe event; False if that event was applied already."""
+        """free -> premium for a Stripe event; False if that event was applied already, or
+        `subscription_id` has ended (Stripe retries events for days, in no order: a late one
+        about a deleted subscription must not make anyone premium again)."""
         return self._apply_event(
             user_id,
             event_id,
@@ -26,16 +28,21 @@ class PlanLedger(UserTable):
                 "stripe_subscription_id": subscription_id,
             },
             remove=("billing_notice",),
+            never_ended=subscription_id,
         )
 
-    def become_free(self, user_id: str, event_id: str, subscription_id: str, at: int) -> bool:
-        """premium -> free because `subscription_id` ended; False if that event was applied
-        already or it is not the user's current subscription (an older one's late event)."""
+    def become_free(
+        self, user_id: str, event_id: str, subscription_id: str, at: int, final: bool = True
+    ) -> bool:
+        """premium -> free because `subscription_id` ended (`final`: for good, canceled;
+        else it may be paid up again); False if that event was applied already or it is not
+        the user's current subscription (an older one's late event)."""
         return self._apply_event(
             user_id,
             event_id,
             sets={"role": str(Plan.FREE), "downgraded_at": at},
             remove=("stripe_subscription_id",),
+            ended=subscription_id if final else None,
             also_require=("stripe_subscription_id", subscription_id),
         )
 
@@ -59,14 +66,23 @@ class PlanLedger(UserTable):
         sets: dict[str, Any],
         remove: tuple[str, ...] = (),
         also_require: tuple[str, str] | None = None,
+        ended: str | None = None,
+        never_ended: str | None = None,
     ) -> bool:
         """Apply `sets`/`remove` and record `event_id`, in one conditional write: an event
-        changes a user once, however often Stripe (or anyone) delivers it."""
+        changes a user once, however often Stripe (or anyone) delivers it. `ended` records a
+        subscription as over for good; `never_ended` requires one not to be."""
         condition = "attribute_exists(user_id) AND NOT contains(stripe_events, :id)"
         names, values = {}, {":id": event_id}
+        added: dict[str, Any] = {"stripe_events": {event_id}}
         if also_require:
             condition += " AND #required = :required"
             names["#required"], values[":required"] = also_require
+        if ended:
+            added["ended_subscriptions"] = {ended}
+        if never_ended:
+            condition += " AND NOT contains(ended_subscriptions, :ended)"
+            values[":ended"] = never_ended
         try:
             self.dynamodb.update_item(
                 TableName=self.table,
@@ -74,7 +90,7 @@ class PlanLedger(UserTable):
                 **dynamo.update(
                     set=sets,
                     remove=remove,
-                    add={"stripe_events": {event_id}},
+                    add=added,
                     condition=condition,
                     names=names,
                     values=values,

@@ -29,7 +29,9 @@ from moto import mock_aws
 
 import gas.billing
 import gas.jobs
-import gas.users
+import gas.users.profiles
+import gas.users.ratelimit
+import gas.users.tokens
 from gas import aws
 from gas.provision import (
     ensure_bucket,
@@ -41,6 +43,9 @@ from gas.provision import (
 )
 from gas.settings import Settings, settings_from
 from tests.awscalls import VARIABLE as AWS_CALLS_RECORDED
+
+# The user store's modules that read the clock.
+USER_MODULES = (gas.users.profiles, gas.users.ratelimit, gas.users.tokens)
 
 # What an AWS deployment needs, with names nobody's real account uses.
 FAST_VALUES = {
@@ -152,9 +157,9 @@ class Clock:
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     """A clock at the start of a minute (rate-limit windows are whole minutes), read by
-    gas.jobs, gas.users and gas.billing instead of the real one."""
+    gas.jobs, the user store's modules and gas.billing instead of the real one."""
     clock = Clock(int(time.time()) // 60 * 60)
     fake_time = types.SimpleNamespace(time=clock.time, monotonic=time.monotonic)
-    for module in (gas.jobs, gas.users, gas.billing):
+    for module in (gas.jobs, *USER_MODULES, gas.billing):
         monkeypatch.setattr(module, "time", fake_time)
     return clock

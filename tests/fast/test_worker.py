@@ -19,7 +19,7 @@ import pytest
 
 from gas import aws
 from gas.log import JsonFormatter
-from gas.messages import Bus
+from gas.messages import Bus, JobRequest
 from gas.settings import Settings
 from gas.worker import Message, RetryLater, Worker
 from tests.conftest import wait_until
@@ -179,7 +179,8 @@ def test_a_published_job_request_reaches_the_handler_whole(quick):
     serve(worker(quick, seen.append), lambda: wait_until(lambda: seen, what="the job request"))
     [message] = seen
     assert message.body == {"v": 1, "type": "job_request", "job_id": "job-1", "user_id": "user-1"}
-    assert message.type == "job_request" and message.malformed is None
+    assert message.expect(JobRequest) == JobRequest("job-1", "user-1")
+    assert message.malformed is None
 
 
 def test_a_failed_message_is_redelivered_after_its_visibility_timeout(quick, calls, log_lines):
@@ -373,3 +374,24 @@ def test_sigterm_before_the_queue_exists_ends_the_wait(log_lines):
     serve(Worker(settings, "gas-never-made", lambda _m: None), lambda: time.sleep(0.2))
     assert time.monotonic() - started < 5
     assert log_lines[-1]["msg"] == "stopped before the queue was reachable"
+
+
+def test_a_message_of_another_type_is_refused_and_dead_letters(quick, log_lines):
+    """A handler reads its message as the types it handles; anything else can never succeed,
+    so it fails each receive (and, on the queue, dead-letters) with the reason logged."""
+    queue = Queue(quick)
+    queue.send(type="restore", user_id="user-1")  # a restore request on the job queue
+    handled: list[JobRequest] = []
+
+    def handle(message: Message) -> None:
+        handled.append(message.expect(JobRequest))
+
+    serve(
+        worker(quick, handle),
+        lambda: wait_until(
+            lambda: [line for line in log_lines if line["level"] == "error"], what="the refusal"
+        ),
+    )
+    assert handled == []
+    [failure] = [line for line in log_lines if line["level"] == "error"][:1]
+    assert "a restore message is not handled here" in json.dumps(failure)
