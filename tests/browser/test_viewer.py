@@ -15,6 +15,7 @@ from playwright.sync_api import expect
 from gas import aws
 from gas.jobs import JobStore
 from gas.settings import settings_from
+from tests.browser.a11y import assert_accessible
 from tests.browser.conftest import log_in, screenshot
 from tests.web.conftest import viewer_job
 
@@ -38,6 +39,7 @@ def test_browse_filter_page_and_download_variants(stack, page, tmp_path):
     expect(page.locator("#chart-regions svg[role=img]")).to_be_visible()
     expect(page.locator("#dbsnp-share")).to_contain_text("Found in dbSNP")
     screenshot(page, "viewer-summary")
+    assert_accessible(page, "job page with its summary")
 
     page.click("#browse-variants")
     expect(page.locator("#variants tbody tr")).to_have_count(100)
@@ -47,6 +49,7 @@ def test_browse_filter_page_and_download_variants(stack, page, tmp_path):
     expect(page).to_have_url(re.compile(r"region=CDS.*blacklist=false"))
     first = page.locator("#variants tbody tr").first.inner_text()
     screenshot(page, "viewer-variants")
+    assert_accessible(page, "variant viewer, filtered")
 
     page.click("#next-page")
     expect(page.locator("#previous-page")).to_be_visible()
@@ -63,5 +66,6 @@ def test_browse_filter_page_and_download_variants(stack, page, tmp_path):
 
     page.goto(f"{stack.url}/annotations/{job.job_id}/variants?start=abc")
     expect(page.locator("#viewer-notice")).to_be_visible()
+    assert_accessible(page, "variant viewer, a refused filter")
     csp = [p for p in problems if "Content Security Policy" in p]
     assert not csp, csp
