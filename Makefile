@@ -10,7 +10,7 @@ GENOME_CACHE := .cache/genomes
 DATA_DIR := data/anntools
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test test-fast lint format data browser npm setup setup-runtime bench bench-annotate bench-pipeline load lock clean
+.PHONY: run test test-fast lint format data browser npm setup setup-runtime bench bench-annotate bench-pipeline bench-viewer load lock clean
 
 ## run: set everything up and start the whole local stack (http://127.0.0.1:8080)
 run: setup data
@@ -72,11 +72,15 @@ data: setup-runtime
 	$(PY) -m ann.anntools build-data --cache $(GENOME_CACHE) --out $(DATA_DIR)
 
 ## bench: every benchmark
-bench: bench-annotate bench-pipeline
+bench: bench-annotate bench-pipeline bench-viewer
 
 ## bench-pipeline: submit->COMPLETED latency and jobs/min through the public API of the local stack
 bench-pipeline: setup data
 	$(PY) -m tests.bench.pipeline
+
+## bench-viewer: the results viewer on a 1,000,000-variant job (time to first byte, storage)
+bench-viewer: setup data
+	$(PY) -m tests.bench.viewer
 
 ## load: page loads (16 concurrent clients) and a stream of jobs against the local stack
 load: setup data
