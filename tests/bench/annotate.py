@@ -29,6 +29,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ann.anntools.intervals import ContigLayout
+
 ROOT = Path(__file__).resolve().parents[2]
 BENCH = ROOT / ".cache" / "bench"
 GENOMES = ROOT / ".cache" / "genomes"
@@ -39,18 +41,27 @@ MAX_OFFSET = 5000
 TIME = "/usr/bin/time"  # GNU time, for the peak RSS of a process
 
 
+def contig_of(layout: ContigLayout, keys: np.ndarray) -> np.ndarray:
+    """The index of the contig each genome key falls on."""
+    return np.searchsorted(layout.bases, keys, side="right") - 1
+
+
 def build_vcf(path: Path) -> int:
     """The benchmark VCF from the bundle's dbSNP table; returns its record count."""
     root = DATA / "hg19"
     contigs = json.loads((root / "contigs.json").read_text())
-    keys = np.load(root / "DBSNP.pos.npy")
+    # Genome keys: contig i holds base[i] + position (the engine's ContigLayout).
+    layout = ContigLayout(contigs["names"], contigs["lengths"])
+    keys = np.load(root / "DBSNP.pos.npy").astype(np.int64)
     alleles = pa.ipc.open_file(pa.memory_map(str(root / "DBSNP.alleles.arrow"))).read_all()
     rng = np.random.default_rng(SEED)
     bases = np.array([b"A", b"C", b"G", b"T"], dtype=object)
 
     n = len(keys)
+    on = np.repeat(contig_of(layout, keys), NEIGHBOURS)
     near = np.repeat(keys, NEIGHBOURS) + rng.integers(-MAX_OFFSET, MAX_OFFSET, n * NEIGHBOURS)
-    near = np.maximum(near, (near >> 32 << 32) + 1)  # stay on the contig, position >= 1
+    # Stay on the SNP's contig, at a position from 1 to its length.
+    near = np.clip(near, layout.bases[on] + 1, layout.bases[on] + layout.lengths[on])
     all_keys = np.concatenate([keys, near])
     ref = np.concatenate(
         [
@@ -75,8 +86,9 @@ def build_vcf(path: Path) -> int:
 
     order = np.argsort(all_keys, kind="stable")
     all_keys, ref, alt = all_keys[order], ref[order], alt[order]
-    chrom = np.array([c.encode() for c in contigs["names"]], dtype=object)[all_keys >> 32]
-    pos = (all_keys & 0xFFFFFFFF).astype(np.int64)
+    contig = contig_of(layout, all_keys)
+    chrom = np.array([c.encode() for c in layout.names], dtype=object)[contig]
+    pos = all_keys - layout.bases[contig]
     lines = pc.binary_join_element_wise(
         pa.array(chrom, pa.binary()),
         pa.array(pos.astype(str).astype(object), pa.string()).cast(pa.binary()),
