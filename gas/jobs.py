@@ -117,6 +117,11 @@ class Job:
         return self.job_status == JobStatus.COMPLETED and bool(self.s3_key_result_file)
 
     @property
+    def variants_browsable(self) -> bool:
+        """Its variant table can be read now (COMPLETED, with a table)."""
+        return self.job_status == JobStatus.COMPLETED and bool(self.s3_key_variants_file)
+
+    @property
     def log_available(self) -> bool:
         """The log stays in the results bucket even while the result is archived."""
         return bool(self.s3_key_log_file) and self.job_status in (

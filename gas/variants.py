@@ -122,6 +122,13 @@ def parse_filters(args: Args) -> Filters:
     return Filters(regions, gene, chrom, start, end, switches)
 
 
+def parse_page(args: Args) -> tuple[Filters, int]:
+    """The filters and the table row a request's page starts at (its cursor's, else 0)."""
+    filters = parse_filters(args)
+    cursor = _single(args, "cursor")
+    return filters, decode_cursor(cursor, filters) if cursor else 0
+
+
 def parse_limit(args: Args) -> int:
     raw = _single(args, "limit")
     if not raw:

@@ -22,16 +22,16 @@ from flask import (
 from flask.typing import ResponseReturnValue
 
 from gas.files import attachment
-from gas.jobs import Job, JobStatus
+from gas.jobs import Job
 from gas.submit import Rejected, human_size
 from gas.variants import (
     COLUMNS,
     REGIONS,
     BadQuery,
     Filters,
-    decode_cursor,
     encode_cursor,
     parse_filters,
+    parse_page,
     tsv_lines,
 )
 from web.auth import current_user, login_required, owned_job_required
@@ -132,7 +132,7 @@ def detail(job: Job) -> ResponseReturnValue:
         minutes_left=minutes_left,
         charts=summary_charts(job.stats) if job.stats else [],
         dbsnp=dbsnp_share(job.stats) if job.stats else None,
-        browsable=has_table(job),
+        browsable=job.variants_browsable,
     )
 
 
@@ -183,11 +183,6 @@ VIEWER_FORM = {
 }
 
 
-def has_table(job: Job) -> bool:
-    """Whether the job's variants can be browsed now (COMPLETED, with a table)."""
-    return job.job_status == JobStatus.COMPLETED and bool(job.s3_key_variants_file)
-
-
 def _variants_url(job: Job, filters: Filters, offset: int | None, tsv: bool = False) -> str:
     endpoint = "annotations.variants_tsv" if tsv else "annotations.variants"
     args = filters.args()
@@ -203,12 +198,11 @@ def variants(job: Job) -> ResponseReturnValue:
     """A page of the job's variants, filtered, 100 rows at a time."""
     view = {**VIEWER_FORM, "job": job, "filters": Filters(), "rows": None, "notice": None}
     try:
-        filters = view["filters"] = parse_filters(request.args)
-        cursor = request.args.get("cursor", "")
-        offset = decode_cursor(cursor, filters) if cursor else 0
+        filters, offset = parse_page(request.args)
+        view["filters"] = filters
     except BadQuery as bad:
         return render_template("variants.html", **{**view, "notice": str(bad)}), 400
-    if not has_table(job):
+    if not job.variants_browsable:
         return render_template("variants.html", **view)
     with services().variants.open(job.s3_results_bucket, job.s3_key_variants_file) as table:
         if table is None:
@@ -234,7 +228,7 @@ def variants_tsv(job: Job) -> ResponseReturnValue:
         filters = parse_filters(request.args)
     except BadQuery as bad:
         return render_error(400, str(bad))
-    if not has_table(job):
+    if not job.variants_browsable:
         return render_error(409, "This job's variants cannot be browsed now; see its page.")
     stack = ExitStack()
     table = stack.enter_context(

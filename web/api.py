@@ -13,8 +13,8 @@ from flask.typing import ResponseReturnValue
 from gas.jobs import Job, JobStatus
 from gas.submit import Rejected
 from gas.users import User
-from gas.variants import COLUMNS, BadQuery, decode_cursor, encode_cursor, parse_filters, parse_limit
-from web.annotations import download_url, has_table
+from gas.variants import BadQuery, encode_cursor, parse_limit, parse_page
+from web.annotations import download_url
 from web.services import services
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -156,19 +156,17 @@ def job_variants(job_id: str) -> ResponseReturnValue:
     if not found:
         return error(404, "no such job")
     try:
-        filters, limit = parse_filters(request.args), parse_limit(request.args)
-        cursor = request.args.get("cursor", "")
-        offset = decode_cursor(cursor, filters) if cursor else 0
+        (filters, offset), limit = parse_page(request.args), parse_limit(request.args)
     except BadQuery as bad:
         return error(400, str(bad))
-    if not has_table(found):
+    if not found.variants_browsable:
         return error(409, NO_TABLE.get(found.job_status, f"this job is {found.job_status}"))
     bucket, key = found.s3_results_bucket, found.s3_key_variants_file
     with services().variants.open(bucket, key) as table:
         if table is None:
             return error(409, "this job's variant table is not available")
         page = table.page(filters, offset, limit)
-    body: dict[str, Any] = {"variants": [{c: row[c] for c in COLUMNS} for row in page.rows]}
+    body: dict[str, Any] = {"variants": page.rows}  # the display columns, in order
     if page.next_offset is not None:
         body["next_cursor"] = encode_cursor(page.next_offset, filters)
     return jsonify(body)

@@ -24,6 +24,7 @@ from gas.settings import Settings
 from gas.worker import Message, RetryLater, Worker
 from tests.conftest import wait_until
 from tests.fast.conftest import fast_settings, provision_parts
+from tests.queues import Queue
 
 
 def queue_settings(**overrides: str) -> Settings:
@@ -37,40 +38,6 @@ def queue_settings(**overrides: str) -> Settings:
 def quick() -> Settings:
     """A failed message is back after 1 s, and dead-lettered on its third receive."""
     return queue_settings(GAS_QUEUE_VISIBILITY_TIMEOUT_S="1", GAS_QUEUE_MAX_RECEIVE_COUNT="2")
-
-
-class Queue:
-    """The annotators' job request queue and its dead-letter queue, seen from outside."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.sqs = aws.client(settings, "sqs")
-        self.name = settings.job_requests_queue
-        self.url = self.sqs.get_queue_url(QueueName=self.name)["QueueUrl"]
-        self.dlq_url = self.sqs.get_queue_url(QueueName=f"{self.name}-dlq")["QueueUrl"]
-
-    def send(self, **body: Any) -> None:
-        self.sqs.send_message(QueueUrl=self.url, MessageBody=json.dumps({"v": 1, **body}))
-
-    def send_raw(self, text: str) -> None:
-        self.sqs.send_message(QueueUrl=self.url, MessageBody=text)
-
-    def depth(self, url: str | None = None) -> tuple[int, int]:
-        """(visible, in flight)."""
-        attrs = self.sqs.get_queue_attributes(
-            QueueUrl=url or self.url,
-            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-        )["Attributes"]
-        return (
-            int(attrs["ApproximateNumberOfMessages"]),
-            int(attrs["ApproximateNumberOfMessagesNotVisible"]),
-        )
-
-    def dead_letters(self) -> list[str]:
-        """The bodies in the dead-letter queue (left there)."""
-        got = self.sqs.receive_message(
-            QueueUrl=self.dlq_url, MaxNumberOfMessages=10, WaitTimeSeconds=0, VisibilityTimeout=0
-        )
-        return sorted(m["Body"] for m in got.get("Messages", []))
 
 
 class Calls:

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from gas import aws
 from tests.conftest import free_port, process_env, start_emulator, wait_until
 from tests.processes import Process
+from tests.queues import Queue
 
 pytestmark = pytest.mark.integration
 
@@ -66,33 +66,6 @@ def daemons(tmp_path):
     for d in started:
         d.proc.kill_all()
         d.log.close()
-
-
-class Queue:
-    def __init__(self, settings, name: str | None = None) -> None:
-        self.sqs = aws.client(settings, "sqs")
-        name = name or settings.job_requests_queue
-        self.url = self.sqs.get_queue_url(QueueName=name)["QueueUrl"]
-        self.dlq_url = self.sqs.get_queue_url(QueueName=f"{name}-dlq")["QueueUrl"]
-
-    def send(self, **body) -> None:
-        self.sqs.send_message(QueueUrl=self.url, MessageBody=json.dumps({"v": 1, **body}))
-
-    def send_raw(self, text: str) -> None:
-        self.sqs.send_message(QueueUrl=self.url, MessageBody=text)
-
-    def depth(self, url: str | None = None) -> tuple[int, int]:
-        """(visible, in flight)."""
-        attrs = self.sqs.get_queue_attributes(
-            QueueUrl=url or self.url,
-            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-        )["Attributes"]
-        return int(attrs["ApproximateNumberOfMessages"]), int(
-            attrs["ApproximateNumberOfMessagesNotVisible"]
-        )
-
-    def dead_lettered(self) -> int:
-        return self.depth(self.dlq_url)[0]
 
 
 def test_handled_messages_are_deleted(provisioned, gas_values, daemons):
