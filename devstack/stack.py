@@ -92,6 +92,8 @@ def run_emulator(settings: Settings) -> None:
     """Serve the AWS emulator until SIGTERM/SIGINT, provisioning it once it answers."""
     from moto.server import ThreadedMotoServer  # the emulator is a development dependency
 
+    from devstack.emulator import isolate_dynamodb
+
     if not settings.aws_endpoint_url:
         raise SystemExit("emulator: GAS_AWS_ENDPOINT_URL is empty (GAS_ENV=aws needs no emulator)")
     host, port = endpoint_address(settings.aws_endpoint_url)
@@ -104,6 +106,7 @@ def run_emulator(settings: Settings) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
 
+    isolate_dynamodb()
     server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
     server.start()
     try:

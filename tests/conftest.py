@@ -81,9 +81,10 @@ def process_env(values: Mapping[str, str]) -> dict[str, str]:
 
 
 def start_emulator(port: int) -> Process:
-    """moto in server mode as its own process; returns once it answers over HTTP."""
+    """The emulator (moto in server mode, devstack/emulator.py) as its own process; returns
+    once it answers over HTTP."""
     proc = Process(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        [sys.executable, "-m", "devstack.emulator", "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
