@@ -42,10 +42,10 @@ audit: setup
 	$(PY) -m devstack.audit
 
 ## audit-snapshot: rebuild security/advisories.json from clones of advisory databases, e.g.
-## make audit-snapshot SOURCES="pypa/advisory-database=../advisory-database"
+## make audit-snapshot SOURCES="pypa/advisory-database=../advisory-database" [ALSO="a package not pinned yet"]
 audit-snapshot: setup
 	@test -n "$(SOURCES)" || { echo 'give SOURCES="OWNER/NAME=CLONE ..."'; exit 2; }
-	$(PY) -m devstack.audit snapshot $(SOURCES)
+	$(PY) -m devstack.audit snapshot $(SOURCES) $(if $(ALSO),--also $(ALSO))
 
 # Development (run, test, lint): the runtime and the development requirements.
 setup: $(VENV)/.installed-dev

@@ -1,7 +1,7 @@
 """Supply-chain audit of the pinned requirements, offline (`make audit`, part of `make test`).
 
     python -m devstack.audit                 check the pins against security/advisories.json
-    python -m devstack.audit snapshot OWNER/NAME=GITDIR ...
+    python -m devstack.audit snapshot OWNER/NAME=GITDIR ... [--also PACKAGE ...]
                                              rebuild security/advisories.json from clones of
                                              advisory databases (`make audit-snapshot`)
 
@@ -395,6 +395,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     rebuild.add_argument(
         "sources", nargs="+", metavar="OWNER/NAME=GITDIR", help="a clone of an advisory database"
     )
+    rebuild.add_argument(
+        "--also", nargs="+", default=[], metavar="PACKAGE", help="cover a package not pinned yet"
+    )
     args = parser.parse_args(argv)
     if args.command == "snapshot":
         sources = {}
@@ -403,7 +406,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if not sep or not Path(path).is_dir():
                 parser.error(f"{source}: expected OWNER/NAME=GITDIR (a clone's directory)")
             sources[repo] = Path(path)
-        packages = {name for path in REQUIREMENTS for name in pins(path)}
+        packages = {name for path in REQUIREMENTS for name in pins(path)} | set(args.also)
         snapshot = build_snapshot(sources, packages)
         SNAPSHOT.parent.mkdir(exist_ok=True)
         SNAPSHOT.write_text(dump_snapshot(snapshot))
