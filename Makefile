@@ -10,7 +10,7 @@ GENOME_CACHE := .cache/genomes
 DATA_DIR := data/anntools
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test test-fast lint format data browser npm setup setup-runtime bench bench-annotate bench-pipeline bench-viewer load lock clean
+.PHONY: run test test-fast lint format audit audit-snapshot data browser npm setup setup-runtime bench bench-annotate bench-pipeline bench-viewer load lock clean
 
 ## run: set everything up and start the whole local stack (http://127.0.0.1:8080)
 run: setup data
@@ -35,6 +35,17 @@ lint: setup
 format: setup
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
+
+## audit: check every pin of requirements*.txt against the vendored advisories (security/);
+## offline, part of `make test` (tests/unit/test_supply_chain.py)
+audit: setup
+	$(PY) -m devstack.audit
+
+## audit-snapshot: rebuild security/advisories.json from clones of advisory databases, e.g.
+## make audit-snapshot SOURCES="pypa/advisory-database=../advisory-database" [ALSO="a package not pinned yet"]
+audit-snapshot: setup
+	@test -n "$(SOURCES)" || { echo 'give SOURCES="OWNER/NAME=CLONE ..."'; exit 2; }
+	$(PY) -m devstack.audit snapshot $(SOURCES) $(if $(ALSO),--also $(ALSO))
 
 # Development (run, test, lint): the runtime and the development requirements.
 setup: $(VENV)/.installed-dev

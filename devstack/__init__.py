@@ -4,5 +4,6 @@
 machine against an AWS emulator (moto in server mode) and the stand-ins for Globus Auth
 and Stripe (`devstack.standins`), which speak their real wire protocols, so the unmodified
 SDKs and GAS's production code paths are what runs. See docs/emulator.md for what the
-emulator does and does not do.
+emulator does and does not do. `devstack.audit` (`make audit`) checks the pinned requirements
+against vendored security advisories.
 """

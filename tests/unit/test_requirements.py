@@ -15,6 +15,10 @@ import sys
 from importlib.metadata import packages_distributions
 from pathlib import Path
 
+from packaging.utils import canonicalize_name
+
+from devstack.audit import pins
+
 ROOT = Path(__file__).resolve().parents[2]
 PRODUCT = ("gas", "web", "ann", "util")
 OURS = {*PRODUCT, "devstack"}  # devstack: the local stack, development only
@@ -23,20 +27,12 @@ USED_WITHOUT_IMPORT = {
     "gunicorn": "serves the web tier (config/gunicorn.conf.py, the systemd unit)",
     "jinja2": "the web tier's templates, rendered through Flask",
 }
-PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)", re.MULTILINE)
-
-
-def _name(dist: str) -> str:
-    return re.sub(r"[-_.]+", "-", dist).lower()
-
-
-def pins(path: Path) -> dict[str, str]:
-    return {_name(n): v for n, v in PIN.findall(path.read_text())}
 
 
 def direct(path: Path) -> set[str]:
     lines = (line.split("#")[0].strip() for line in path.read_text().splitlines())
-    return {_name(re.split(r"[\[<>=; ]", line)[0]) for line in lines if line and line[0] != "-"}
+    names = (re.split(r"[\[<>=; ]", line)[0] for line in lines if line and line[0] != "-")
+    return {canonicalize_name(name) for name in names}
 
 
 def product_files() -> list[Path]:
@@ -61,7 +57,8 @@ def imported_distributions() -> dict[str, set[str]]:
                     continue
                 assert top in by_module, f"{path.relative_to(ROOT)} imports {top}: not installed"
                 for dist in by_module[top]:
-                    found.setdefault(_name(dist), set()).add(str(path.relative_to(ROOT)))
+                    where = str(path.relative_to(ROOT))
+                    found.setdefault(canonicalize_name(dist), set()).add(where)
     return found
 
 
