@@ -10,7 +10,7 @@ GENOME_CACHE := .cache/genomes
 DATA_DIR := data/anntools
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test test-fast lint format audit audit-snapshot data browser npm setup setup-runtime bench bench-annotate bench-pipeline bench-viewer load lock clean
+.PHONY: run test test-fast lint format audit audit-snapshot data browser npm setup setup-runtime bench bench-annotate bench-pipeline bench-viewer load chaos lock clean
 
 ## run: set everything up and start the whole local stack (http://127.0.0.1:8080)
 run: setup data
@@ -96,6 +96,14 @@ bench-viewer: setup data
 ## load: page loads (16 concurrent clients) and a stream of jobs against the local stack
 load: setup data
 	$(PY) -m tests.bench.load
+
+## chaos: JOBS jobs from USERS users over DURATION s under random kill -9s and network cuts,
+## then the invariants as figures (lost, duplicated, stuck); SEED=n replays a run's draws
+JOBS ?= 200
+USERS ?= 20
+DURATION ?= 300
+chaos: setup data
+	$(PY) -m tests.chaos --jobs $(JOBS) --users $(USERS) --seconds $(DURATION) $(if $(SEED),--seed $(SEED))
 
 ## bench-annotate: our engine against vcfanno on a >=1M-record VCF
 bench-annotate: setup data

@@ -5,10 +5,17 @@ For each job result it reads the job and the user, sends one email through SES
 and give the reason of a failure), then records `notified_at`. A job already
 notified is skipped, so a repeated result message sends nothing. SES errors
 raise: the message is retried and dead-lettered after 5 receives.
+
+Two deliveries at once: the first takes a lease (NOTIFY_LEASE_S) and sends; the other
+comes back when the lease is over, and sends only if nothing was recorded by then (the
+first sender died or lost the network before sending). Once sent, the record is written
+whatever the network does. The one window left is a sender killed between SES
+accepting the email and the record: the user then gets it twice, never zero times.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 
 from gas import aws
@@ -16,7 +23,7 @@ from gas.jobs import Job, JobStatus, JobStore
 from gas.messages import JobResult, PaymentFailed
 from gas.settings import Settings, command_line
 from gas.users import UserStore
-from gas.worker import Handler, Message, serve
+from gas.worker import Handler, Message, RetryLater, serve
 
 log = logging.getLogger("util.notify")
 # Longer than a send takes, shorter than the queue's visibility timeout: a sender that died
@@ -79,8 +86,13 @@ def make_handler(settings: Settings) -> Handler:
             return
         # A lease, not a check: two deliveries handled at once must not both send.
         if not jobs.lease_notification(job.job_id, NOTIFY_LEASE_S):
-            log.info("user already notified (or being notified); dropped")
-            return
+            if job.notified_at is not None:
+                log.info("user already notified; dropped")
+                return
+            # Another sender holds the lease: it may send, or have died (or lost the network)
+            # before sending. Dropping this delivery would lose the email then: look again
+            # once its lease is over.
+            raise RetryLater(NOTIFY_LEASE_S, "another delivery holds the notification lease")
         user = users.get(job.user_id)
         if user is None or not user.email:
             log.warning("no email address for the job's user; nothing sent")
@@ -88,9 +100,12 @@ def make_handler(settings: Settings) -> Handler:
         try:
             send(user.email, *compose(job, settings.web_url))
         except Exception:
-            jobs.release_notification(job.job_id)
+            release = functools.partial(jobs.release_notification, job.job_id)
+            aws.retry_until_reachable(release, "release of the notification lease", settings)
             raise
-        jobs.mark_notified(job.job_id)
+        # Sent: record it whatever the network does meanwhile, or the lease's end sends again.
+        marked = functools.partial(jobs.mark_notified, job.job_id)
+        aws.retry_until_reachable(marked, "record of the notification", settings)
         log.info("user notified", extra={"status": job.job_status})
 
     return handle

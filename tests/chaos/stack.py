@@ -193,14 +193,10 @@ class ChaosStack:
             self._kill(pid)
             return self._injected(kind, faults, f"kill -9 gunicorn worker {pid}")
         if kind == "run.py":
-            jobs = [
-                pid
-                for name in self.names
-                if name.startswith("annotator.")
-                for runner, argv in children(self.procs[name].pid)
-                if "ann.warm" in argv
-                for pid, _ in children(runner)
-            ]
+            # Most jobs take well under a second: wait a little for one to be running.
+            deadline = time.monotonic() + 5
+            while not (jobs := self.job_processes()) and time.monotonic() < deadline:
+                time.sleep(0.05)
             if not jobs:
                 return self._missed(kind, faults)
             pid = rng.choice(jobs)
@@ -213,6 +209,17 @@ class ChaosStack:
         proc.kill_all()  # what it leaves (its runners die with it: PDEATHSIG)
         self._injected(kind, faults, f"kill -9 {name} {proc.pid}")
         return lambda: self.start(name)
+
+    def job_processes(self) -> list[int]:
+        """The process of each job running now (a child of an annotator's warm runners)."""
+        return [
+            pid
+            for name in self.names
+            if name.startswith("annotator.") and self.procs[name].poll() is None
+            for runner, argv in children(self.procs[name].pid)
+            if "ann.warm" in argv
+            for pid, _ in children(runner)
+        ]
 
     @staticmethod
     def _kill(pid: int) -> None:

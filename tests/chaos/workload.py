@@ -56,16 +56,18 @@ class Submitted:
     valid: bool  # a VCF the engine annotates; False: it must FAIL with a message
 
 
-def vcf(rng: random.Random, tag: str, malformed: bool = False) -> bytes:
-    """A small VCF of its own (its header names `tag`) on hg19, which the engine annotates;
-    `malformed`: one record's POS is not a number (the engine fails it, naming the line)."""
+def vcf(rng: random.Random, tag: str, malformed: bool = False, big: int = 20_000) -> bytes:
+    """A VCF of its own (its header names `tag`) on hg19, which the engine annotates; one in
+    six has up to `big` records; `malformed`: one record's POS is not a number (the engine
+    fails it, naming the line)."""
     lines = [
         "##fileformat=VCFv4.2",
         f"##chaos={tag}",
         '##INFO=<ID=DP,Number=1,Type=Integer,Description="Depth">',
         "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO",
     ]
-    records = rng.randint(5, 60)
+    # Mostly small, as users send; one in six big enough to take a while to run.
+    records = rng.randint(big // 4, big) if rng.random() < 1 / 6 else rng.randint(5, 60)
     bad = rng.randrange(records) if malformed else -1
     for i in range(records):
         chrom = rng.choice(CONTIGS)
