@@ -167,14 +167,15 @@ class ChaosStack:
             if name.split(".")[0] in DAEMONS
         )
 
-    def stop(self) -> None:
-        """Everything, pass or fail: the daemons first (SIGTERM, as honcho would), then the
-        web tier, the stand-ins and the emulator; then the proxy."""
+    def stop(self, keep: tuple[str, ...] = ()) -> None:
+        """Every process but `keep`, pass or fail: the daemons first (SIGTERM, as honcho
+        would), then the web tier, the stand-ins and the emulator; then the proxy."""
         for name in reversed(self.names):
             proc = self.procs.get(name)
-            if proc is not None:
+            if proc is not None and name not in keep:
                 proc.stop(grace=15)
-        self.proxy.close()
+        if not keep:
+            self.proxy.close()
 
     # -- faults ------------------------------------------------------------------------------
 
