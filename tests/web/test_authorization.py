@@ -484,3 +484,33 @@ def test_every_identity_gets_what_the_table_says_and_nothing_of_the_owners(world
     problems = [*wrongs, *(f"leak: {x}" for x in leaks), *(f"told apart: {x}" for x in told_apart)]
     assert not problems, "\n".join(problems)
     assert sorted(shown) == sorted(OWNER_SEES)
+
+
+def test_the_api_honours_no_session_cookie(app, login, web_settings):
+    """The API skips CSRF because it reads only Bearer tokens: a logged-in browser's cookie,
+    sent by a page of another site, must get nothing from it."""
+    ada = login()
+    job = viewer_job(JobStore(web_settings), ada.user.user_id, web_settings)
+    assert ada.client.get("/profile").status_code == 200  # the cookie is live
+    for route in table():
+        method, rule = route.split(" ", 1)
+        if rule.startswith("/api/"):
+            path = REQUESTS.get(rule, rule).format(job=job.job_id)
+            answer = ada.client.open(path, method=method, data={"file": (io.BytesIO(VCF), "x.vcf")})
+            assert answer.status_code == 401, route
+            assert answer.headers["WWW-Authenticate"] == 'Bearer realm="gas"'
+
+
+def test_a_method_a_route_does_not_take_is_405_and_names_those_it_does(app):
+    client = app.test_client()
+    values = {"job": str(uuid.uuid4()), "input_key": "u/j/f.vcf", "inputs_bucket": "b",
+              "token_id": "t"}  # fmt: skip
+    taken: dict[str, set[str]] = {}  # a path may have a rule per method (/api/v1/jobs)
+    for rule in app.url_map.iter_rules():
+        taken.setdefault(rule.rule, set()).update(rule.methods or ())
+    for rule, methods in taken.items():
+        answer = client.open(REQUESTS.get(rule, rule).format(**values), method="PUT")
+        assert answer.status_code == 405, rule
+        assert set(answer.headers["Allow"].split(", ")) == methods
+        if rule.startswith("/api/"):
+            assert answer.json["error"] == "That action is not allowed here."
