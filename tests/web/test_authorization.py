@@ -13,7 +13,7 @@ import re
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
@@ -187,7 +187,6 @@ class World:
     tokens: dict[str, str]  # each identity's Bearer token
     secrets: tuple[str, ...]  # what only the owner may see
     urls: dict[str, str]  # where redirects may go: s3, idp, stripe
-    log: list[str] = field(default_factory=list)
 
 
 def become_premium(browser: Browser, receiver: Receiver) -> None:
