@@ -19,6 +19,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
 from flask import Flask
+from werkzeug.exceptions import HTTPException
 from werkzeug.test import TestResponse
 
 from gas import aws, dynamo
@@ -365,7 +366,7 @@ def same_site_page(app: Flask, target: str) -> bool:
         return False
     try:
         app.url_map.bind("localhost").match(parts.path, method="GET")
-    except Exception:
+    except HTTPException:  # no such route, or not one that takes a GET
         return False
     return True
 
@@ -391,8 +392,12 @@ def exposed(world: World, path: str, response: TestResponse) -> list[str]:
             serializer = world.app.session_interface.get_signing_serializer(world.app)
             shown.append(json.dumps(serializer.loads(cookie)))
     text = "\n".join(shown)
-    forms = lambda s: {s, quote(s), quote(s, safe=""), html.escape(s)}  # noqa: E731
-    return [secret for secret in world.secrets if any(f in text for f in forms(secret))]
+    return [secret for secret in world.secrets if any(f in text for f in spellings(secret))]
+
+
+def spellings(secret: str) -> set[str]:
+    """A secret as it may be written: plain, in a URL (path or parameter), in HTML."""
+    return {secret, quote(secret), quote(secret, safe=""), html.escape(secret)}
 
 
 def echoes(location: str, path: str) -> bool:
