@@ -148,12 +148,33 @@ def app_routes(app: Flask) -> set[str]:
     }
 
 
+def offline_app() -> Flask:
+    """The app as configured locally, for what needs only its routes (no AWS call is made)."""
+    return create_app(settings_from({**local_values(), "GAS_SECRET_KEY": "k"}))
+
+
 def test_the_table_has_one_row_for_every_route_and_method():
-    app = create_app(settings_from({**local_values(), "GAS_SECRET_KEY": "k"}))
+    app = offline_app()
     rows = table()
     assert all(len(row) == 6 and all(row) for row in rows.values()), "an empty cell"
     assert set(rows) == app_routes(app), "a route without a row, or a row without a route"
     assert {rule for rule in REQUESTS} <= {key.split(" ", 1)[1] for key in rows}
+
+
+def test_a_method_a_route_does_not_take_is_405_and_names_those_it_does():
+    app = offline_app()
+    client = app.test_client()
+    values = {"job": str(uuid.uuid4()), "input_key": "u/j/f.vcf", "inputs_bucket": "b",
+              "token_id": "t"}  # fmt: skip
+    taken: dict[str, set[str]] = {}  # a path may have a rule per method (/api/v1/jobs)
+    for rule in app.url_map.iter_rules():
+        taken.setdefault(rule.rule, set()).update(rule.methods or ())
+    for rule, methods in taken.items():
+        answer = client.open(REQUESTS.get(rule, rule).format(**values), method="PUT")
+        assert answer.status_code == 405, rule
+        assert set(answer.headers["Allow"].split(", ")) == methods
+        if rule.startswith("/api/"):
+            assert answer.json["error"] == "That action is not allowed here."
 
 
 # -- the world every cell asks in ----------------------------------------------------------
@@ -503,18 +524,3 @@ def test_the_api_honours_no_session_cookie(app, login, web_settings):
             answer = ada.client.open(path, method=method, data={"file": (io.BytesIO(VCF), "x.vcf")})
             assert answer.status_code == 401, route
             assert answer.headers["WWW-Authenticate"] == 'Bearer realm="gas"'
-
-
-def test_a_method_a_route_does_not_take_is_405_and_names_those_it_does(app):
-    client = app.test_client()
-    values = {"job": str(uuid.uuid4()), "input_key": "u/j/f.vcf", "inputs_bucket": "b",
-              "token_id": "t"}  # fmt: skip
-    taken: dict[str, set[str]] = {}  # a path may have a rule per method (/api/v1/jobs)
-    for rule in app.url_map.iter_rules():
-        taken.setdefault(rule.rule, set()).update(rule.methods or ())
-    for rule, methods in taken.items():
-        answer = client.open(REQUESTS.get(rule, rule).format(**values), method="PUT")
-        assert answer.status_code == 405, rule
-        assert set(answer.headers["Allow"].split(", ")) == methods
-        if rule.startswith("/api/"):
-            assert answer.json["error"] == "That action is not allowed here."
