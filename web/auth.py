@@ -154,6 +154,11 @@ def owned_job_required(view: Callable[..., ResponseReturnValue]) -> Callable[...
 
 
 def _to_login() -> ResponseReturnValue:
+    """To the login page, back here after it if here is a page: a form's target that answers
+    only its POST would answer the browser's return with 405."""
+    rule = request.url_rule
+    if rule is None or "GET" not in (rule.methods or ()):
+        return redirect(url_for("auth.login"))
     return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
 
 
@@ -164,6 +169,7 @@ def inject_user() -> dict[str, Any]:
 
 @bp.get("/login")
 def login() -> ResponseReturnValue:
+    current_user()  # a session whose login has ended is cleared, not carried along
     state = secrets.token_urlsafe(24)
     session["oauth_state"] = state
     session["login_next"] = _safe_next(request.args.get("next"))
@@ -174,12 +180,13 @@ def login() -> ResponseReturnValue:
 
 @bp.get("/authcallback")
 def callback() -> ResponseReturnValue:
+    expected = session.pop("oauth_state", None)  # a state is used once, whatever follows
+    current_user()  # as at /login: a session whose login has ended is cleared
     if "error" in request.args:
         # Not echoed: the identity provider's words arrive in a URL anyone can craft.
         log.info("login not completed", extra={"error": request.args.get("error", "")[:100]})
         flash("Login was not completed; please try again.", "warning")
         return redirect(url_for("annotations.home"))
-    expected = session.pop("oauth_state", None)
     state, code = request.args.get("state"), request.args.get("code")
     if not expected or not state or not secrets.compare_digest(expected, state) or not code:
         flash(

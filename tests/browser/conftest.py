@@ -10,11 +10,14 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
+from gas.jobs import Job, JobStatus, JobStore
+from gas.settings import settings_from
 from tests.conftest import ROOT, free_port, get_json, local_values, process_env, wait_serving
 from tests.processes import Process
 
 ARTIFACTS = ROOT / "tests" / "artifacts"
 CHROMIUM = "/usr/bin/chromium"
+CLAIM = "browser-test"  # the claim of the jobs a test records RUNNING itself
 # Without these, Chromium keeps trying to reach Google's hosts, which this network refuses.
 CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -108,3 +111,25 @@ def log_in(page: Page, stack: Stack, email: str, name: str, start: str = "/login
     page.fill("input[name=name]", name)
     page.locator("form[method=post] [type=submit]").click()
     page.wait_for_url(f"{stack.url}{'/annotations' if start == '/login' else start}")
+
+
+@pytest.fixture
+def jobs(stack) -> JobStore:
+    """The stack's jobs, read and written as its processes do."""
+    return JobStore(settings_from(stack.values))
+
+
+@pytest.fixture
+def active_jobs(jobs) -> Iterator[list[Job]]:
+    """Jobs the test records itself as PENDING or RUNNING, so their pages hold still: no
+    request is published for them, and the annotators' lost-job sweep leaves them alone for
+    minutes (GAS_JOB_STALE_AFTER_S, GAS_JOB_RESUBMIT_AFTER_S). FAILED at the end, so the
+    session's stack never picks them up."""
+    made: list[Job] = []
+    yield made
+    for job in made:
+        current = jobs.get(job.job_id)
+        if current and current.job_status == JobStatus.RUNNING:
+            jobs.fail(job.job_id, "ended by the test", claim_id=CLAIM)
+        elif current and current.job_status == JobStatus.PENDING:
+            jobs.fail(job.job_id, "ended by the test", expected=JobStatus.PENDING)

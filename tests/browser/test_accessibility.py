@@ -6,43 +6,19 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
 
 import pytest
 from playwright.sync_api import expect
 
-from gas.jobs import Job, JobStatus, JobStore
+from gas.jobs import Job, JobStatus
 from gas.settings import settings_from
 from tests.browser.a11y import assert_accessible
-from tests.browser.conftest import log_in
+from tests.browser.conftest import CLAIM, log_in
 from tests.browser.test_journey import VCF
 
 pytestmark = pytest.mark.integration
 
 MALFORMED_VCF = VCF + b"chr1\tnot-a-number\t.\tA\tG\t50\tPASS\t.\n"
-CLAIM = "a11y-test"
-
-
-@pytest.fixture
-def jobs(stack) -> JobStore:
-    """The stack's jobs, read and written as its processes do."""
-    return JobStore(settings_from(stack.values))
-
-
-@pytest.fixture
-def active_jobs(jobs) -> Iterator[list[Job]]:
-    """Jobs the test records itself as PENDING or RUNNING, so their pages hold still: no
-    request is published for them, and the annotators' lost-job sweep leaves them alone for
-    minutes (GAS_JOB_STALE_AFTER_S, GAS_JOB_RESUBMIT_AFTER_S). FAILED at the end, so the
-    session's stack never picks them up."""
-    made: list[Job] = []
-    yield made
-    for job in made:
-        current = jobs.get(job.job_id)
-        if current and current.job_status == JobStatus.RUNNING:
-            jobs.fail(job.job_id, "ended by the test", claim_id=CLAIM)
-        elif current and current.job_status == JobStatus.PENDING:
-            jobs.fail(job.job_id, "ended by the test", expected=JobStatus.PENDING)
 
 
 def test_the_pages_the_journeys_do_not_reach_are_accessible(

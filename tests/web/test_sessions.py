@@ -108,3 +108,28 @@ def test_login_asks_globus_for_no_refresh_token(app):
     query = parse_qs(urlsplit(location).query)
     assert query["scope"] == ["openid profile email"]
     assert query["access_type"] == ["online"]  # "offline" asks for a refresh token
+
+
+def test_a_form_posted_after_the_session_ended_logs_in_to_a_page(app, login, web_settings):
+    """After the login the browser GETs `next`: a form's target that takes only POST would
+    answer 405, so the login lands on the default page; a page that is also a form comes back."""
+    ada = login()
+    csrf = ada.csrf()  # the page was loaded while the session lived
+    plant(web_settings, ada, started_at=int(time.time()) - web_settings.session_lifetime_s)
+    thief = copied_cookie(app, ada)
+    created = thief.post("/profile/tokens", data={"csrf_token": csrf, "name": "late"})
+    assert created.status_code == 302 and created.headers["Location"] == "/login"
+    saved = copied_cookie(app, ada).post("/profile", data={"csrf_token": csrf, "name": "Ada"})
+    assert saved.headers["Location"] == "/login?next=/profile"
+
+
+def test_login_clears_a_session_whose_login_has_ended(app, login, web_settings):
+    """Starting a login from a dead session's cookie keeps nothing of it (the cookie it sets
+    names no user)."""
+    ada = login()
+    plant(web_settings, ada, started_at=int(time.time()) - web_settings.session_lifetime_s)
+    for path in ("/login", "/authcallback?code=c&state=s"):
+        client = copied_cookie(app, ada)
+        assert client.get(path).status_code == 302
+        with client.session_transaction() as session:
+            assert "user_id" not in session and "login_id" not in session, path

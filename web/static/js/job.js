@@ -16,7 +16,14 @@
 
   async function poll() {
     try {
-      const response = await fetch(job.dataset.statusUrl, { headers: { Accept: "application/json" } });
+      // Not following redirects: a session that has ended answers with one to the login,
+      // which a poll would follow in the background every second (each starting a login of
+      // its own). Reloading shows the login instead, which comes back to this page after it.
+      const response = await fetch(job.dataset.statusUrl, {
+        headers: { Accept: "application/json" },
+        redirect: "manual",
+      });
+      if (response.type === "opaqueredirect") { window.location.reload(); return; }
       if (response.ok) {
         const status = await response.json();
         if (!status.active) { window.location.reload(); return; }
