@@ -21,6 +21,7 @@ from gas.jobs import Job, JobStore
 from gas.messages import Bus
 from gas.settings import Settings
 from gas.users import User, UserStore
+from gas.users.ratelimit import seconds_to_next_window
 
 ASSEMBLIES = ("hg19", "hg38")
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
@@ -29,10 +30,11 @@ _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-
 class Rejected(Exception):
     """A submission we refuse, with the HTTP status and a message for the user."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, retry_after: int | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.retry_after = retry_after  # seconds, for a rate limit (429)
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,7 @@ class Submissions:
                 429,
                 f"You can open up to {per_minute} upload forms a minute; "
                 "please wait a moment and try again.",
+                retry_after=seconds_to_next_window(),
             )
         job_id = str(uuid.uuid4())
         form = self.files.upload_form(
@@ -169,6 +172,7 @@ class Submissions:
                 429,
                 f"You can submit up to {self.settings.submit_rate_per_minute} jobs a minute; "
                 "please wait a moment and try again.",
+                retry_after=seconds_to_next_window(),
             )
         self.files.accepted(bucket, key)
         job = Job(

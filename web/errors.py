@@ -69,8 +69,11 @@ def init_app(app: Flask) -> None:
         response.headers["Referrer-Policy"] = "same-origin"
         if app.config["SESSION_COOKIE_SECURE"]:
             response.headers["Strict-Transport-Security"] = "max-age=31536000"
-        if g.get("user") is not None or request.path.startswith("/api/"):
+        if (
+            g.get("user") is not None or request.path.startswith("/api/")
+        ) and not response.cache_control.public:
             # A user's pages (a new API token shown once, presigned links, the profile) and
-            # API answers stay out of every cache, the browser's included.
+            # API answers stay out of every cache, the browser's included; only what a view
+            # declares public (the API's OpenAPI document) may be kept.
             response.headers["Cache-Control"] = "no-store"
         return response

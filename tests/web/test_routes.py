@@ -231,15 +231,18 @@ def test_submissions_are_rate_limited_per_user(gas_values, provisioned, login):
         type(ada)(client=_logged_in(client, ada), user=ada.user, login_id=ada.login_id)
     )
     auth = {"Authorization": f"Bearer {token}"}
-    codes = in_one_window(
+    answers = in_one_window(
         lambda: [
-            client.post(
-                "/api/v1/jobs", headers=auth, data={"file": (io.BytesIO(VCF), "r.vcf")}
-            ).status_code
+            client.post("/api/v1/jobs", headers=auth, data={"file": (io.BytesIO(VCF), "r.vcf")})
             for _ in range(3)
         ]
     )
-    assert codes == [201, 201, 429]
+    assert [a.status_code for a in answers] == [201, 201, 429]
+    # A client is told where its job is, and when to try again (the next minute).
+    assert answers[0].headers["Location"] == f"/api/v1/jobs/{answers[0].json['job_id']}"
+    assert client.get(answers[0].headers["Location"], headers=auth).json["job_status"]
+    assert 1 <= int(answers[2].headers["Retry-After"]) <= 60
+    assert "2 jobs a minute" in answers[2].json["error"]
 
 
 def _logged_in(client, browser):
