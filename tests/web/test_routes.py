@@ -215,6 +215,8 @@ def test_the_api_submits_lists_and_refuses_bad_files(login, web_settings):
     assert too_big.status_code == 413
     assert "free plan accepts files up to 150 KiB" in too_big.json["error"]
     assert post(b"hello").status_code == 422
+    empty = post(b"")  # S3 refuses to read a range of an empty object
+    assert empty.status_code == 422 and "is not a VCF file" in empty.json["error"]
     assert post(VCF, assembly="hg99").status_code == 422
     missing = ada.client.post("/api/v1/jobs", headers=auth, data={})
     assert missing.status_code == 422
