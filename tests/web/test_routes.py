@@ -259,6 +259,11 @@ def test_errors_are_friendly_pages_and_json_under_the_api(app):
     assert page.status_code == 404 and "<html" in page.text and "There is nothing here" in page.text
     api = client.get("/api/v1/nothing")
     assert api.status_code == 404 and api.json["error"]
+    # A method a route does not take: 405 naming the ones it does (RFC 9110's Allow).
+    for wrong in (client.delete("/api/v1/me"), client.put("/profile")):
+        assert wrong.status_code == 405
+        assert {"GET", "HEAD"} <= set(wrong.headers["Allow"].split(", "))
+    assert client.delete("/api/v1/me").json["error"]
 
 
 def test_every_response_carries_security_headers_and_a_safe_cookie(login):
