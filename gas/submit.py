@@ -17,14 +17,13 @@ from dataclasses import dataclass
 from typing import IO
 
 from gas.files import Files, UploadForm, looks_like_vcf
-from gas.jobs import Job, JobStore
+from gas.jobs import Job, JobStore, is_job_id
 from gas.messages import Bus
 from gas.settings import Settings
 from gas.users import User, UserStore
 from gas.users.ratelimit import seconds_to_next_window
 
 ASSEMBLIES = ("hg19", "hg38")
-_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 
 
 class Rejected(Exception):
@@ -200,7 +199,7 @@ class Submissions:
 
 def _split_key(key: str) -> tuple[str, str, str]:
     parts = key.split("/", 2)
-    if len(parts) != 3 or not _UUID.match(parts[1]) or not parts[2]:
+    if len(parts) != 3 or not is_job_id(parts[1]) or not parts[2]:
         raise Rejected(404, "No such upload.")
     return parts[0], parts[1], parts[2]
 

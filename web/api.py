@@ -15,7 +15,7 @@ from flask import Blueprint, Response, current_app, g, jsonify, request, url_for
 from flask.blueprints import BlueprintSetupState
 from flask.typing import ResponseReturnValue
 
-from gas.jobs import Job, JobStatus
+from gas.jobs import Job, JobStatus, is_job_id
 from gas.settings import ROOT
 from gas.submit import Rejected
 from gas.users import User
@@ -86,6 +86,8 @@ def _job_json(job: Job) -> dict[str, Any]:
 
 
 def _owned(job_id: str) -> Job | None:
+    if not is_job_id(job_id):
+        return None
     return services().jobs.get_owned(job_id, api_user().user_id)
 
 

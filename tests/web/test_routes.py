@@ -363,6 +363,7 @@ def test_the_browser_path_answers_429_over_the_rate_limit(gas_values, provisione
 def test_a_tampered_page_cursor_is_refused_not_a_crash(login):
     import base64
     import json
+    import uuid
 
     ada = login()
     _, token = _token(ada)
@@ -370,6 +371,16 @@ def test_a_tampered_page_cursor_is_refused_not_a_crash(login):
     auth = {"Authorization": f"Bearer {token}"}
     assert ada.client.get(f"/api/v1/jobs?cursor={forged}", headers=auth).status_code == 422
     assert ada.client.get(f"/annotations?cursor={forged}").status_code == 404
+    # The right shape, with values DynamoDB itself would refuse (a 500 if they reached it).
+    place = {"job_id": {"S": str(uuid.uuid4())}, "user_id": {"S": ada.user.user_id}}
+    for key in (
+        {**place, "submit_time": {"N": "²"}},
+        {**place, "submit_time": {"N": "9" * 50}},
+        {**place, "submit_time": {"N": "1"}, "job_id": {"S": "j" * 3000}},
+    ):
+        cursor = base64.urlsafe_b64encode(json.dumps(key).encode()).decode()
+        assert ada.client.get(f"/api/v1/jobs?cursor={cursor}", headers=auth).status_code == 422
+        assert ada.client.get(f"/annotations?cursor={cursor}").status_code == 404
 
 
 def test_download_links_still_work_long_after_the_page_was_loaded(gas_values, provisioned, login):
