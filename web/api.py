@@ -21,6 +21,7 @@ from gas.submit import Rejected
 from gas.users import User
 from gas.variants import BadQuery, encode_cursor, parse_limit, parse_page
 from web.annotations import download_url
+from web.errors import render_refusal
 from web.services import services
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -133,10 +134,7 @@ def submit() -> ResponseReturnValue:
             user, stream, upload.filename, size, request.form.get("assembly", "hg19")
         )
     except Rejected as rejected:
-        refused = jsonify(error=rejected.message)
-        if rejected.retry_after:
-            refused.headers["Retry-After"] = str(rejected.retry_after)
-        return refused, rejected.status
+        return render_refusal(rejected)
     created = jsonify(job_id=job.job_id, job_status=job.job_status)
     created.headers["Location"] = url_for("api.job", job_id=job.job_id)
     return created, 201

@@ -9,6 +9,8 @@ from flask.typing import ResponseReturnValue
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
+from gas.submit import Rejected
+
 log = logging.getLogger(__name__)
 
 MESSAGES = {
@@ -32,6 +34,14 @@ def render_error(status: int, message: str | None = None) -> ResponseReturnValue
     if _wants_json():
         return jsonify(error=message), status
     return render_template("error.html", status=status, message=message), status
+
+
+def render_refusal(rejected: Rejected) -> Response:
+    """A refused submission or upload form, with when to try again if it was rate-limited."""
+    response = make_response(render_error(rejected.status, rejected.message))
+    if rejected.retry_after:
+        response.headers["Retry-After"] = str(rejected.retry_after)
+    return response
 
 
 def init_app(app: Flask) -> None:
