@@ -614,8 +614,10 @@ def _encode_cursor(key: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(key).encode()).decode()
 
 
-# An epoch time (str.isdigit() also takes "²", which DynamoDB refuses, as it does a 2 KiB key).
+# What DynamoDB itself would refuse in a cursor's key (an error, not an empty page): a time
+# not in ASCII digits (str.isdigit() takes "²"), an empty key or one over 2 KiB.
 _EPOCH = re.compile(r"[0-9]{1,12}")
+_MAX_KEY_BYTES = 2048
 
 
 def _decode_cursor(cursor: str, user_id: str) -> dict[str, Any]:
@@ -638,7 +640,7 @@ def _decode_cursor(cursor: str, user_id: str) -> dict[str, Any]:
     if (
         key["user_id"]["S"] != user_id
         or not _EPOCH.fullmatch(key["submit_time"]["N"])
-        or not is_job_id(key["job_id"]["S"])
+        or not 0 < len(key["job_id"]["S"].encode()) <= _MAX_KEY_BYTES
     ):
         raise ValueError("invalid page cursor")  # another user's place, or a made-up time
     return key

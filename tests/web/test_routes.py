@@ -377,6 +377,7 @@ def test_a_tampered_page_cursor_is_refused_not_a_crash(login):
         {**place, "submit_time": {"N": "²"}},
         {**place, "submit_time": {"N": "9" * 50}},
         {**place, "submit_time": {"N": "1"}, "job_id": {"S": "j" * 3000}},
+        {**place, "submit_time": {"N": "1"}, "job_id": {"S": ""}},
     ):
         cursor = base64.urlsafe_b64encode(json.dumps(key).encode()).decode()
         assert ada.client.get(f"/api/v1/jobs?cursor={cursor}", headers=auth).status_code == 422
