@@ -30,7 +30,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 # Room for the multipart framing and the other fields around an upload's file.
 MULTIPART_OVERHEAD = 64 * 1024
-# The API's contract, written by hand; served as it is in the repository.
+# The API's contract, written by hand, served as the repository has it (a host runs a
+# checkout of the release, docs/ included); read once, when the app is built.
 OPENAPI_PATH = ROOT / "docs" / "openapi.json"
 OPENAPI_MAX_AGE_S = 3600
 
