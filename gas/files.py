@@ -94,8 +94,14 @@ class Files:
             raise
 
     def read_start(self, bucket: str, key: str, size: int = SNIFF_BYTES) -> bytes:
-        body = self.s3.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{size - 1}")["Body"]
-        return body.read()
+        """The first `size` bytes of an object (fewer if it is shorter; none if it is empty)."""
+        try:
+            response = self.s3.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{size - 1}")
+        except self.s3.exceptions.ClientError as exc:
+            if aws.error_code(exc) == "InvalidRange":  # S3's answer for an empty object
+                return b""
+            raise
+        return response["Body"].read()
 
     def read_text(self, bucket: str, key: str) -> str:
         return self.s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8", "replace")

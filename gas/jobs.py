@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
+import re
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -47,6 +48,14 @@ class JobStatus(StrEnum):
 
 
 ACTIVE = frozenset({JobStatus.PENDING, JobStatus.RUNNING})
+# A job's id, as GAS makes them (a UUID4); checked on what a request names before DynamoDB
+# is asked, which refuses keys over 2 KiB (an error, where a made-up id is simply no job).
+_JOB_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
+
+
+def is_job_id(text: str) -> bool:
+    """Whether `text` could name a job (a URL's or an upload key's); anything else is none."""
+    return _JOB_ID.fullmatch(text) is not None
 
 
 @dataclass(frozen=True)
@@ -605,6 +614,12 @@ def _encode_cursor(key: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(key).encode()).decode()
 
 
+# What DynamoDB itself would refuse in a cursor's key (an error, not an empty page): a time
+# not in ASCII digits (str.isdigit() takes "²"), an empty key or one over 2 KiB.
+_EPOCH = re.compile(r"[0-9]{1,12}")
+_MAX_KEY_BYTES = 2048
+
+
 def _decode_cursor(cursor: str, user_id: str) -> dict[str, Any]:
     """The key a page cursor of `user_id`'s list stands for; ValueError for anything we did
     not hand out to them (checked here, before it reaches DynamoDB)."""
@@ -622,6 +637,10 @@ def _decode_cursor(cursor: str, user_id: str) -> dict[str, Any]:
         )
     ):
         raise ValueError("invalid page cursor")
-    if key["user_id"]["S"] != user_id or not key["submit_time"]["N"].isdigit():
+    if (
+        key["user_id"]["S"] != user_id
+        or not _EPOCH.fullmatch(key["submit_time"]["N"])
+        or not 0 < len(key["job_id"]["S"].encode()) <= _MAX_KEY_BYTES
+    ):
         raise ValueError("invalid page cursor")  # another user's place, or a made-up time
     return key

@@ -17,22 +17,23 @@ from dataclasses import dataclass
 from typing import IO
 
 from gas.files import Files, UploadForm, looks_like_vcf
-from gas.jobs import Job, JobStore
+from gas.jobs import Job, JobStore, is_job_id
 from gas.messages import Bus
 from gas.settings import Settings
 from gas.users import User, UserStore
+from gas.users.ratelimit import seconds_to_next_window
 
 ASSEMBLIES = ("hg19", "hg38")
-_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 
 
 class Rejected(Exception):
     """A submission we refuse, with the HTTP status and a message for the user."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, retry_after: int | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.retry_after = retry_after  # seconds, for a rate limit (429)
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,7 @@ class Submissions:
                 429,
                 f"You can open up to {per_minute} upload forms a minute; "
                 "please wait a moment and try again.",
+                retry_after=seconds_to_next_window(),
             )
         job_id = str(uuid.uuid4())
         form = self.files.upload_form(
@@ -169,6 +171,7 @@ class Submissions:
                 429,
                 f"You can submit up to {self.settings.submit_rate_per_minute} jobs a minute; "
                 "please wait a moment and try again.",
+                retry_after=seconds_to_next_window(),
             )
         self.files.accepted(bucket, key)
         job = Job(
@@ -196,7 +199,7 @@ class Submissions:
 
 def _split_key(key: str) -> tuple[str, str, str]:
     parts = key.split("/", 2)
-    if len(parts) != 3 or not _UUID.match(parts[1]) or not parts[2]:
+    if len(parts) != 3 or not is_job_id(parts[1]) or not parts[2]:
         raise Rejected(404, "No such upload.")
     return parts[0], parts[1], parts[2]
 

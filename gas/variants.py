@@ -38,6 +38,7 @@ DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 MAX_GENE_PREFIX = 64
 MAX_POSITION = 2**62
+WHOLE_NUMBER = re.compile(r"[0-9]{1,19}")  # not str.isdigit(): it takes "²", which int() refuses
 GENE_PREFIX = re.compile(r"[A-Za-z0-9._\-:@/]+")
 CONTIG = re.compile(r"[A-Za-z0-9._\-:|*#+]{1,64}")
 # String columns where "true" means "not empty" (they hold names, not booleans).
@@ -133,7 +134,7 @@ def parse_limit(args: Args) -> int:
     raw = _single(args, "limit")
     if not raw:
         return DEFAULT_LIMIT
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+    if not WHOLE_NUMBER.fullmatch(raw) or not 1 <= int(raw) <= MAX_LIMIT:
         raise BadQuery(f"limit must be a whole number from 1 to {MAX_LIMIT}")
     return int(raw)
 
@@ -149,7 +150,7 @@ def _position(args: Args, name: str) -> int | None:
     raw = _single(args, name)
     if not raw:
         return None
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_POSITION:
+    if not WHOLE_NUMBER.fullmatch(raw) or not 1 <= int(raw) <= MAX_POSITION:
         raise BadQuery(f"{name} must be a position (a whole number from 1)")
     return int(raw)
 

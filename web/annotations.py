@@ -36,7 +36,7 @@ from gas.variants import (
 )
 from web.auth import current_user, login_required, owned_job_required
 from web.charts import dbsnp_share, summary_charts
-from web.errors import render_error
+from web.errors import render_error, render_refusal
 from web.services import services
 
 bp = Blueprint("annotations", __name__)
@@ -56,7 +56,7 @@ def annotate() -> ResponseReturnValue:
     try:
         upload = s.submissions.upload_form(user, redirect_url)
     except Rejected as rejected:
-        return render_error(rejected.status, rejected.message)
+        return render_refusal(rejected)
     limit = s.submissions.limit_for(user)
     return render_template(
         "annotate.html", upload=upload, limit=limit, limit_text=human_size(limit)
@@ -72,7 +72,7 @@ def accept() -> ResponseReturnValue:
         job = services().submissions.accept_upload(current_user(), bucket, key)
     except Rejected as rejected:
         if rejected.status in (404, 429):
-            return render_error(rejected.status, rejected.message)
+            return render_refusal(rejected)
         flash(rejected.message, "danger")
         return redirect(url_for("annotations.annotate"))
     return redirect(url_for("annotations.detail", job_id=job.job_id))

@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
-from flask import Blueprint, Response, g, jsonify, request
+from flask import Blueprint, Response, current_app, g, jsonify, request, url_for
+from flask.blueprints import BlueprintSetupState
 from flask.typing import ResponseReturnValue
 
-from gas.jobs import Job, JobStatus
+from gas.jobs import Job, JobStatus, is_job_id
+from gas.settings import ROOT
 from gas.submit import Rejected
 from gas.users import User
 from gas.variants import BadQuery, encode_cursor, parse_limit, parse_page
 from web.annotations import download_url
+from web.errors import render_refusal
 from web.services import services
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -23,6 +30,29 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 # Room for the multipart framing and the other fields around an upload's file.
 MULTIPART_OVERHEAD = 64 * 1024
+# The API's contract, written by hand, served as the repository has it (a host runs a
+# checkout of the release, docs/ included); read once, when the app is built.
+OPENAPI_PATH = ROOT / "docs" / "openapi.json"
+OPENAPI_MAX_AGE_S = 3600
+
+
+@dataclass(frozen=True)
+class Document:
+    """A JSON file served as it is, with an ETag of its content."""
+
+    body: bytes
+    etag: str
+
+    @classmethod
+    def load(cls, path: Path) -> Document:
+        body = path.read_bytes()
+        json.loads(body)  # a broken document stops the app at start, not a client later
+        return cls(body, hashlib.sha256(body).hexdigest()[:32])
+
+
+@bp.record_once
+def _load_openapi(state: BlueprintSetupState) -> None:
+    state.app.extensions["gas.openapi"] = Document.load(OPENAPI_PATH)
 
 
 def error(status: int, message: str) -> ResponseReturnValue:
@@ -58,7 +88,20 @@ def _job_json(job: Job) -> dict[str, Any]:
 
 
 def _owned(job_id: str) -> Job | None:
+    if not is_job_id(job_id):
+        return None
     return services().jobs.get_owned(job_id, api_user().user_id)
+
+
+@bp.get("/openapi.json")
+def openapi() -> ResponseReturnValue:
+    """The OpenAPI document of this API: public, and cacheable (unlike every other answer)."""
+    document: Document = current_app.extensions["gas.openapi"]
+    response = Response(document.body, mimetype="application/json")
+    response.set_etag(document.etag)
+    response.cache_control.public = True
+    response.cache_control.max_age = OPENAPI_MAX_AGE_S
+    return response.make_conditional(request)
 
 
 @bp.get("/me")
@@ -92,8 +135,10 @@ def submit() -> ResponseReturnValue:
             user, stream, upload.filename, size, request.form.get("assembly", "hg19")
         )
     except Rejected as rejected:
-        return error(rejected.status, rejected.message)
-    return jsonify(job_id=job.job_id, job_status=job.job_status), 201
+        return render_refusal(rejected)
+    created = jsonify(job_id=job.job_id, job_status=job.job_status)
+    created.headers["Location"] = url_for("api.job", job_id=job.job_id)
+    return created, 201
 
 
 @bp.get("/jobs")

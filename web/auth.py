@@ -29,7 +29,7 @@ from flask import (
 )
 from flask.typing import ResponseReturnValue
 
-from gas.jobs import Job
+from gas.jobs import Job, is_job_id
 from gas.settings import Settings
 from gas.users import User
 from web.services import services
@@ -106,7 +106,7 @@ def _logged_in_user(job_id: str | None = None) -> tuple[User | None, Job | None]
         session.clear()
         return None, None
     s, users = services().settings, services().users
-    if job_id is None:
+    if job_id is None or not is_job_id(job_id):
         user, job = users.get(user_id), None
     else:
         user, job = users.get_with_job(user_id, services().jobs, job_id)

@@ -9,6 +9,8 @@ from flask.typing import ResponseReturnValue
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
+from gas.submit import Rejected
+
 log = logging.getLogger(__name__)
 
 MESSAGES = {
@@ -34,6 +36,14 @@ def render_error(status: int, message: str | None = None) -> ResponseReturnValue
     return render_template("error.html", status=status, message=message), status
 
 
+def render_refusal(rejected: Rejected) -> Response:
+    """A refused submission or upload form, with when to try again if it was rate-limited."""
+    response = make_response(render_error(rejected.status, rejected.message))
+    if rejected.retry_after:
+        response.headers["Retry-After"] = str(rejected.retry_after)
+    return response
+
+
 def init_app(app: Flask) -> None:
     services = app.extensions["gas"]
     # Forms post to us, uploads to S3, and our redirects after a post go to Stripe's pages.
@@ -50,7 +60,7 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> ResponseReturnValue:
         response = make_response(render_error(exc.code or 500))
-        # What the error says of itself: a 405's Allow (the methods the route takes).
+        # The headers the status comes with, such as a 405's Allow (RFC 9110 requires it).
         for name, value in exc.get_headers():
             if name.lower() != "content-type":
                 response.headers[name] = value
@@ -74,8 +84,11 @@ def init_app(app: Flask) -> None:
         response.headers["Referrer-Policy"] = "same-origin"
         if app.config["SESSION_COOKIE_SECURE"]:
             response.headers["Strict-Transport-Security"] = "max-age=31536000"
-        if g.get("user") is not None or request.path.startswith("/api/"):
+        if (
+            g.get("user") is not None or request.path.startswith("/api/")
+        ) and not response.cache_control.public:
             # A user's pages (a new API token shown once, presigned links, the profile) and
-            # API answers stay out of every cache, the browser's included.
+            # API answers stay out of every cache, the browser's included; only what a view
+            # declares public (the API's OpenAPI document) may be kept.
             response.headers["Cache-Control"] = "no-store"
         return response

@@ -8,6 +8,13 @@ import time
 from gas.users.model import User
 from gas.users.table import UserTable
 
+WINDOW_S = 60
+
+
+def seconds_to_next_window(now: float | None = None) -> int:
+    """How long until a refused request may be tried again: the next window (1 to 60 s)."""
+    return WINDOW_S - int(time.time() if now is None else now) % WINDOW_S
+
 
 class RateLimits(UserTable):
     def take_submission(self, user: User, per_minute: int) -> bool:
@@ -22,7 +29,7 @@ class RateLimits(UserTable):
         """A fixed one-minute window per counter, on the user item: conditional writes, so
         it holds across every web process and instance. The write tried first is the one
         the user item (as the request read it) says will succeed: one call, usually."""
-        window = int(time.time()) // 60
+        window = int(time.time()) // WINDOW_S
         names = {"#w": f"{counter}_window", "#c": f"{counter}_count"}
         same_window = {
             "UpdateExpression": "SET #c = #c + :one",

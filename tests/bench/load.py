@@ -30,8 +30,8 @@ from pathlib import Path
 import requests
 
 from tests import awscalls
-from tests.bench.pipeline import Client, api_token, percentile, signed_in, small_vcf
-from tests.browser.conftest import start_stack
+from tests.bench.pipeline import Client, percentile, small_vcf
+from tests.browser.conftest import api_token, signed_in, start_stack
 
 CONCURRENCY = 16
 SECONDS = 20

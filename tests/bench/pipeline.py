@@ -13,20 +13,17 @@ Not a test: numbers vary with the machine (the emulator shares its cores).
 
 from __future__ import annotations
 
-import re
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
-from urllib.parse import urljoin
 
 import requests
 
-from tests.browser.conftest import start_stack
+from tests.browser.conftest import api_token, start_stack
 from tests.conftest import process_env
 from tests.processes import Process
-from tests.standins.conftest import parse_form
 
 ROOT = Path(__file__).resolve().parents[2]
 LATENCY_JOBS = 20
@@ -53,33 +50,6 @@ def small_vcf() -> bytes:
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
-def signed_in(web: str, email: str = "bench@example.org") -> requests.Session:
-    """A browser session logged in through the identity provider (the stand-in's form)."""
-    browser = requests.Session()
-    sign_in = browser.get(f"{web}/login", timeout=10)
-    form = parse_form(sign_in.text)
-    browser.post(
-        urljoin(sign_in.url, form.action),
-        data={**form.fields, "email": email, "name": "Bench"},
-        timeout=10,
-    )
-    return browser
-
-
-def api_token(web: str, browser: requests.Session | None = None) -> str:
-    """A new API token, made on the profile page of a logged-in browser."""
-    browser = browser or signed_in(web)
-    profile = browser.get(f"{web}/profile", timeout=10)
-    csrf = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', profile.text)
-    assert csrf, "no form on the profile page: was the login refused?"
-    page = browser.post(
-        f"{web}/profile/tokens", data={"csrf_token": csrf.group(1), "name": "bench"}, timeout=10
-    )
-    token = re.search(r'id="new-api-token"[^>]*>([^<]+)<', page.text)
-    assert token, "no token on the page"
-    return token.group(1)
 
 
 class Client:

@@ -27,8 +27,8 @@ from gas import aws
 from gas.jobs import JobStore
 from gas.settings import settings_from
 from gas.variants import encode_cursor, parse_filters
-from tests.bench.pipeline import Client, api_token, signed_in
-from tests.browser.conftest import start_stack
+from tests.bench.pipeline import Client
+from tests.browser.conftest import api_token, signed_in, start_stack
 
 VARIANTS = 1_000_000
 PAGE = 100

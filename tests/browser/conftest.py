@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urljoin
 
 import pytest
+import requests
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from gas.jobs import Job, JobStatus, JobStore
 from gas.settings import settings_from
 from tests.conftest import ROOT, free_port, get_json, local_values, process_env, wait_serving
 from tests.processes import Process
+from tests.standins.conftest import parse_form
 
 ARTIFACTS = ROOT / "tests" / "artifacts"
 CHROMIUM = "/usr/bin/chromium"
@@ -68,6 +72,34 @@ def start_stack(log_dir: Path, **overrides: str) -> Stack:
     running = Stack(values, log_dir / "stack.log")
     running.wait_ready()
     return running
+
+
+def signed_in(web: str, email: str = "api@example.org", name: str = "API User") -> requests.Session:
+    """A browser session (no JavaScript) logged in through the stand-in identity provider's
+    form, as a person would."""
+    browser = requests.Session()
+    sign_in = browser.get(f"{web}/login", timeout=10)
+    form = parse_form(sign_in.text)
+    browser.post(
+        urljoin(sign_in.url, form.action),
+        data={**form.fields, "email": email, "name": name},
+        timeout=10,
+    )
+    return browser
+
+
+def api_token(web: str, browser: requests.Session | None = None, name: str = "api") -> str:
+    """A new API token, made on the profile page of a logged-in browser."""
+    browser = browser or signed_in(web)
+    profile = browser.get(f"{web}/profile", timeout=10)
+    csrf = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', profile.text)
+    assert csrf, "no form on the profile page: was the login refused?"
+    page = browser.post(
+        f"{web}/profile/tokens", data={"csrf_token": csrf.group(1), "name": name}, timeout=10
+    )
+    token = re.search(r'id="new-api-token"[^>]*>([^<]+)<', page.text)
+    assert token, "no token on the page"
+    return token.group(1)
 
 
 @pytest.fixture(scope="session")

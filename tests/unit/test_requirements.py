@@ -76,7 +76,8 @@ def test_every_direct_runtime_requirement_is_imported_by_production_code() -> No
 
 def test_development_tools_are_not_runtime_requirements() -> None:
     runtime = pins(ROOT / "requirements.txt")
-    for tool in ("moto", "pytest", "playwright", "honcho", "ruff", "hypothesis", "cfn-lint"):
+    tools = ("moto", "pytest", "playwright", "honcho", "ruff", "hypothesis", "cfn-lint")
+    for tool in (*tools, "schemathesis", "openapi-spec-validator"):
         assert tool not in runtime, f"{tool} would be installed on every AWS host"
         assert tool in pins(ROOT / "requirements-dev.txt"), f"{tool} is not pinned for development"
 

@@ -81,3 +81,23 @@ def test_a_page_makes_only_its_budgeted_aws_calls(page, browsing, monkeypatch, w
         response.get_data()  # a streamed answer is read to its end
     assert response.status_code in (200, 302), response.get_data(as_text=True)[:300]
     assert sorted(calls) == sorted(BUDGET[page]), f"{path}: {calls}"
+
+
+# Over DynamoDB's 2 KiB key limit: AWS would refuse the read (a 500) where the emulator does not.
+NOT_A_JOB_ID = "j" * 3000
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/v1/jobs/{id}", "/api/v1/jobs/{id}/variants", "/annotations/{id}/status.json"]
+)
+def test_a_job_id_gas_never_makes_is_a_404_without_asking_dynamodb(
+    path, login, monkeypatch, web_settings
+):
+    ada = login()
+    _token, plaintext = UserStore(web_settings).create_api_token(ada.user.user_id, "t")
+    with counting_calls(monkeypatch) as calls:
+        response = ada.client.get(
+            path.format(id=NOT_A_JOB_ID), headers={"Authorization": f"Bearer {plaintext}"}
+        )
+    assert response.status_code == 404
+    assert calls == ["dynamodb.GetItem"]  # the user, not the job

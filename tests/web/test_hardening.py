@@ -75,8 +75,9 @@ def test_upload_forms_are_rate_limited(gas_values, provisioned, login):
     client = create_app(settings).test_client()
     with client.session_transaction() as session:
         session["user_id"], session["login_id"] = ada.user.user_id, ada.login_id
-    codes = in_one_window(lambda: [client.get("/annotate").status_code for _ in range(3)])
-    assert codes == [200, 200, 429]
+    answers = in_one_window(lambda: [client.get("/annotate") for _ in range(3)])
+    assert [a.status_code for a in answers] == [200, 200, 429]
+    assert 1 <= int(answers[2].headers["Retry-After"]) <= 60  # the next minute
 
 
 def test_an_upload_form_lasts_minutes_not_an_hour(login, web_settings):

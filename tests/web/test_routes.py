@@ -215,6 +215,8 @@ def test_the_api_submits_lists_and_refuses_bad_files(login, web_settings):
     assert too_big.status_code == 413
     assert "free plan accepts files up to 150 KiB" in too_big.json["error"]
     assert post(b"hello").status_code == 422
+    empty = post(b"")  # S3 refuses to read a range of an empty object
+    assert empty.status_code == 422 and "is not a VCF file" in empty.json["error"]
     assert post(VCF, assembly="hg99").status_code == 422
     missing = ada.client.post("/api/v1/jobs", headers=auth, data={})
     assert missing.status_code == 422
@@ -231,15 +233,18 @@ def test_submissions_are_rate_limited_per_user(gas_values, provisioned, login):
         type(ada)(client=_logged_in(client, ada), user=ada.user, login_id=ada.login_id)
     )
     auth = {"Authorization": f"Bearer {token}"}
-    codes = in_one_window(
+    answers = in_one_window(
         lambda: [
-            client.post(
-                "/api/v1/jobs", headers=auth, data={"file": (io.BytesIO(VCF), "r.vcf")}
-            ).status_code
+            client.post("/api/v1/jobs", headers=auth, data={"file": (io.BytesIO(VCF), "r.vcf")})
             for _ in range(3)
         ]
     )
-    assert codes == [201, 201, 429]
+    assert [a.status_code for a in answers] == [201, 201, 429]
+    # A client is told where its job is, and when to try again (the next minute).
+    assert answers[0].headers["Location"] == f"/api/v1/jobs/{answers[0].json['job_id']}"
+    assert client.get(answers[0].headers["Location"], headers=auth).json["job_status"]
+    assert 1 <= int(answers[2].headers["Retry-After"]) <= 60
+    assert "2 jobs a minute" in answers[2].json["error"]
 
 
 def _logged_in(client, browser):
@@ -254,6 +259,11 @@ def test_errors_are_friendly_pages_and_json_under_the_api(app):
     assert page.status_code == 404 and "<html" in page.text and "There is nothing here" in page.text
     api = client.get("/api/v1/nothing")
     assert api.status_code == 404 and api.json["error"]
+    # A method a route does not take: 405 naming the ones it does (RFC 9110's Allow).
+    for wrong in (client.delete("/api/v1/me"), client.put("/profile")):
+        assert wrong.status_code == 405
+        assert {"GET", "HEAD"} <= set(wrong.headers["Allow"].split(", "))
+    assert client.delete("/api/v1/me").json["error"]
 
 
 def test_every_response_carries_security_headers_and_a_safe_cookie(login):
@@ -353,6 +363,7 @@ def test_the_browser_path_answers_429_over_the_rate_limit(gas_values, provisione
 def test_a_tampered_page_cursor_is_refused_not_a_crash(login):
     import base64
     import json
+    import uuid
 
     ada = login()
     _, token = _token(ada)
@@ -360,6 +371,17 @@ def test_a_tampered_page_cursor_is_refused_not_a_crash(login):
     auth = {"Authorization": f"Bearer {token}"}
     assert ada.client.get(f"/api/v1/jobs?cursor={forged}", headers=auth).status_code == 422
     assert ada.client.get(f"/annotations?cursor={forged}").status_code == 404
+    # The right shape, with values DynamoDB itself would refuse (a 500 if they reached it).
+    place = {"job_id": {"S": str(uuid.uuid4())}, "user_id": {"S": ada.user.user_id}}
+    for key in (
+        {**place, "submit_time": {"N": "²"}},
+        {**place, "submit_time": {"N": "9" * 50}},
+        {**place, "submit_time": {"N": "1"}, "job_id": {"S": "j" * 3000}},
+        {**place, "submit_time": {"N": "1"}, "job_id": {"S": ""}},
+    ):
+        cursor = base64.urlsafe_b64encode(json.dumps(key).encode()).decode()
+        assert ada.client.get(f"/api/v1/jobs?cursor={cursor}", headers=auth).status_code == 422
+        assert ada.client.get(f"/annotations?cursor={cursor}").status_code == 404
 
 
 def test_download_links_still_work_long_after_the_page_was_loaded(gas_values, provisioned, login):
