@@ -58,9 +58,13 @@ class SentEmail:
 class Outbox:
     """The emulator's sent mail, newest first, with the time this outbox first saw each one."""
 
-    def __init__(self, endpoint_url: str, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, endpoint_url: str, *, clock: Callable[[], float] = time.time, timeout: float = 10
+    ) -> None:
         self.endpoint_url = endpoint_url.rstrip("/")
         self._clock = clock
+        # moto lists its whole state to answer: after a long run (make chaos), many seconds.
+        self.timeout = timeout
         self._lock = threading.Lock()
         self._seen_at: dict[str, float] = {}
 
@@ -83,7 +87,7 @@ class Outbox:
     def _emulator_state(self) -> dict[str, Any]:
         url = f"{self.endpoint_url}/moto-api/data.json"
         try:
-            answer = requests.get(url, timeout=10)
+            answer = requests.get(url, timeout=self.timeout)
             answer.raise_for_status()
             return answer.json()
         except requests.ConnectionError:

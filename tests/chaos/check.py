@@ -20,6 +20,7 @@ import base64
 import hashlib
 import json
 import sys
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +55,7 @@ class Findings:
     stuck: list[str] = field(default_factory=list)
     wrong: list[str] = field(default_factory=list)  # bytes or states that break a rule
     emails: int = 0
+    outbox_s: float = 0.0  # how long the emulator took to list its sent mail
     dlq: int = 0
     unexplained_dlq: list[str] = field(default_factory=list)
 
@@ -208,7 +210,9 @@ def _object(s3, bucket: str, key: str) -> bytes | None:
 
 
 def _check_emails(settings: Settings, jobs: list[Job], found: Findings) -> None:
-    mail = Outbox(settings.aws_endpoint_url or "").sent()
+    started = time.monotonic()
+    mail = Outbox(settings.aws_endpoint_url or "", timeout=900).sent()
+    found.outbox_s = time.monotonic() - started
     found.emails = len(mail)
     for job in jobs:
         if str(job.job_status) not in FINAL:
