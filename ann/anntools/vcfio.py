@@ -369,7 +369,9 @@ class VcfReader:
         while True:
             newline = self._pending.find(b"\n")
             if newline < 0:
-                if len(self._pending) > self.limits.max_line_bytes:
+                # An unended line may yet end in CRLF (the first may start with a BOM).
+                slack = 1 + (len(_BOM) if self._lines_read == 0 else 0)
+                if len(self._pending) > self.limits.max_line_bytes + slack:
                     raise line_too_long(self._lines_read + 1, self.limits.max_line_bytes)
                 block = self._next_block([self._pending])
                 if block is None:
@@ -434,7 +436,7 @@ class VcfReader:
                 size += len(block)
                 ended = ended or b"\n" in block
                 if not ended:  # one line so far: its pieces are joined once, when it ends
-                    if size > self.limits.max_line_bytes:
+                    if size > self.limits.max_line_bytes + 1:  # + 1: it may end in CRLF
                         raise line_too_long(self._lines_read + 1, self.limits.max_line_bytes)
                     continue
                 if size < self.chunk_bytes:
@@ -446,7 +448,7 @@ class VcfReader:
                 first_line = self._lines_read + 1
                 self._lines_read += piece.count(b"\n") + (not piece.endswith(b"\n"))
                 yield piece, first_line
-            if len(rest) > self.limits.max_line_bytes:  # a line without end holds memory
+            if len(rest) > self.limits.max_line_bytes + 1:  # a line without end holds memory
                 raise line_too_long(self._lines_read + 1, self.limits.max_line_bytes)
             buffered, size, ended = [rest], len(rest), False  # `rest` ends no line
             if block is None:

@@ -19,6 +19,7 @@ Hypothesis runs derandomized, without a database, so CI is reproducible. The pro
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import gzip
 import itertools
@@ -30,6 +31,7 @@ import tempfile
 import threading
 import traceback
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -188,6 +190,17 @@ def run_engine(
     raise done
 
 
+@contextlib.contextmanager
+def small_blocks(size: int | None) -> Iterator[None]:
+    """The reader reads and inflates `size` bytes at a time (None: its own sizes), so that
+    the pieces it joins into lines end anywhere, as they do in large files."""
+    with pytest.MonkeyPatch.context() as patch:
+        if size is not None:
+            for name in ("CHUNK_BYTES", "_READ_BYTES", "_INFLATE_BYTES"):
+                patch.setattr(vcfio, name, size)
+        yield
+
+
 def check(
     raw: bytes,
     data_dir: Path,
@@ -202,7 +215,7 @@ def check(
     expected = expect(raw, limits)
     source, out = work / name, work / "out"
     source.write_bytes(raw)
-    with pytest.MonkeyPatch.context() as patch:
+    with pytest.MonkeyPatch.context() as patch, small_blocks(chunk_bytes):
         if chunk_bytes is not None:  # small chunks put records on every kind of boundary
             reader = functools.partial(VcfReader, chunk_bytes=chunk_bytes)
             patch.setattr(annotate_module, "VcfReader", reader)
@@ -466,3 +479,62 @@ def test_mangled_vcfs_keep_their_records_and_bytes(tmp_path, data_dir, file, lim
     chunk_bytes, chunk_lines = chunking
     with tempfile.TemporaryDirectory(dir=tmp_path) as work:
         check(raw, data_dir, Path(work), name, limits, chunk_bytes, chunk_lines)
+
+
+@st.composite
+def lines_near_a_limit(draw: st.DrawFn) -> tuple[bytes, int]:
+    """A VCF whose lines are about `limit` bytes long, each ended by LF, CRLF or nothing
+    (the last), and the limit: lines of exactly the limit must pass, one more must fail."""
+    limit = draw(st.integers(36, 80))  # the #CHROM line is 38 bytes
+    near = st.integers(limit - 2, limit + 1)
+
+    def padded(line: bytes, size: int) -> bytes:
+        return line + b"A" * (size - len(line))
+
+    meta = [padded(b"##x=", draw(near)) for _ in range(draw(st.integers(0, 2)))]
+    chrom = b"#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO"
+    record = b"chr1\t55545\t.\tC\tT\t50\tPASS\t."
+    records = [padded(record, draw(near)) for _ in range(draw(st.integers(0, 3)))]
+    lines = [padded(b"##fileformat=VCFv4.2", draw(near)), *meta, chrom, *records]
+    text = b"".join(line + draw(st.sampled_from([b"\n", b"\r\n"])) for line in lines)
+    if draw(st.booleans()):
+        text = text.removesuffix(b"\n")  # a last line ended by CR alone, or by nothing
+    return (BOM if draw(st.booleans()) else b"") + text, limit
+
+
+@fuzz(200)
+@given(
+    file=lines_near_a_limit(),
+    chunk_bytes=st.integers(1, 200),
+    block_bytes=st.integers(1, 64),
+    gz=st.booleans(),
+)
+def test_the_reader_hands_on_every_line_once_in_chunks_of_any_size(
+    tmp_path, file, chunk_bytes, block_bytes, gz
+):
+    """The reader alone (no annotation, so many cases run): its header lines and its chunks
+    of records are the input's, numbered, whatever the chunk size; the line-length limit is
+    exact, a line ending (CR included) and a BOM not counted."""
+    text, limit = file
+    limits = InputLimits(max_line_bytes=limit)
+    expected = expect(text, limits)
+    source = tmp_path / ("in.vcf.gz" if gz else "in.vcf")
+    source.write_bytes(gzip.compress(text, mtime=0) if gz else text)
+    try:
+        with small_blocks(block_bytes), VcfReader(source, chunk_bytes, limits) as reader:
+            header = reader.header.lines
+            chunks = [(chunk.data, chunk.first_line) for chunk in reader.chunks()]
+    except AnnotationError as error:
+        named = _LINE.match(str(error))
+        assert named and expected.fails and int(named.group(1)) in expected.fails, str(error)
+        return
+    assert expected.succeeds, f"a line past {limit} bytes accepted: {expected.fails}"
+    assert header == expected.header
+    # The chunks are the bytes after the #CHROM line, cut after a newline, numbered.
+    parts = text.split(b"\n", len(header))
+    assert b"".join(data for data, _ in chunks) == (parts[-1] if len(parts) > len(header) else b"")
+    number = len(header) + 1
+    for at, (data, first_line) in enumerate(chunks):
+        assert data.endswith(b"\n") or at == len(chunks) - 1
+        assert first_line == number
+        number += data.count(b"\n")
