@@ -538,3 +538,79 @@ def test_the_reader_hands_on_every_line_once_in_chunks_of_any_size(
         assert data.endswith(b"\n") or at == len(chunks) - 1
         assert first_line == number
         number += data.count(b"\n")
+
+
+# --- what the fuzzer found, each as its minimal input --------------------------------------
+
+CHROM8 = b"#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO"  # 38 bytes
+RECORD = b"chr1\t55545\t.\tC\tT\t50\tPASS\t.\tGT\t0/1\n"
+FOUND = {
+    # Annotated (None), or the error expected; then the line limit and the read size.
+    "a UTF-8 BOM (Windows editors)": (BOM + HEADER + RECORD, None, None, None),
+    "blank header lines": (HEADER.replace(b"#CHROM", b"\n\r\n#CHROM") + RECORD, None, None, None),
+    "a ##INFO ID that is not UTF-8 (crashed)": (
+        HEADER.replace(b"#CHROM", b"##INFO=<ID=\xff\xfe,Number=1>\n#CHROM") + RECORD,
+        None,
+        None,
+        None,
+    ),
+    "a ##contig length of 5,000 digits (failed naming no line)": (
+        HEADER.replace(b"#CHROM", b"##contig=<ID=chr1,length=" + b"9" * 5000 + b">\n#CHROM")
+        + RECORD,
+        None,
+        None,
+        None,
+    ),
+    "a header line ending in CR CR LF keeps a CR, as a record does": (
+        HEADER.replace(b"\n#CHROM", b"\r\r\n#CHROM") + RECORD.replace(b"\n", b"\r\r\n"),
+        None,
+        None,
+        None,
+    ),
+    "POS -0 (accepted as 0)": (
+        HEADER + RECORD.replace(b"55545", b"-0"),
+        "line 3: POS is not a number: '-0'",
+        None,
+        None,
+    ),
+    "POS 0x10 (read as hexadecimal 16)": (
+        HEADER + RECORD.replace(b"55545", b"0x10"),
+        "line 3: POS is not a number: '0x10'",
+        None,
+        None,
+    ),
+    "POS past int64 on the second record (named the first)": (
+        HEADER + RECORD + RECORD.replace(b"55545", b"9223372036854775808"),
+        "line 4: POS is too large: '9223372036854775808'",
+        None,
+        None,
+    ),
+    "a #CHROM line of exactly the limit, then CR and the end of the file": (
+        b"##fileformat=VCFv4.2\n" + CHROM8 + b"\r",
+        None,
+        len(CHROM8),
+        None,
+    ),
+    "a record of exactly the limit, its CRLF split between two reads": (
+        b"##fileformat=VCFv4.2\n"
+        + CHROM8
+        + b"\n"
+        + b"chr1\t55545\t.\tC\tT\t50\tPASS\tX=".ljust(len(CHROM8), b"A")
+        + b"\r\n",
+        None,
+        len(CHROM8),
+        1,
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("raw", "error", "line_limit", "read_bytes"), FOUND.values(), ids=FOUND.keys()
+)
+def test_inputs_the_fuzzer_found(tmp_path, data_dir, raw, error, line_limit, read_bytes):
+    limits = InputLimits(max_line_bytes=line_limit) if line_limit else None
+    done = check(raw, data_dir, tmp_path, limits=limits, chunk_bytes=read_bytes)
+    if error is None:
+        assert isinstance(done, AnnotationResult), done
+    else:
+        assert isinstance(done, AnnotationError) and str(done) == error
