@@ -177,7 +177,9 @@ def _run(
                 raise AnnotationError(str(exc)) from None
             index = load_index(data_dir, choice.name)
             declared = {
-                m.group(1).decode() for line in reader.header.lines if (m := _INFO_ID.match(line))
+                m.group(1).decode(errors="replace")
+                for line in reader.header.lines
+                if (m := _INFO_ID.match(line))
             }
             names = {t.key: _free_name(t.key, declared | used) for t in index.tables}
             prepared = Prepared(index, names)

@@ -120,8 +120,9 @@ def infer_assembly(header_lines: Iterable[str], requested: str | None = None) ->
             ident, length = _ID_FIELD.search(contig.group(1)), _LENGTH_FIELD.search(contig.group(1))
             if ident and length:
                 chrom = canonical_contig(ident.group(1))
+                digits = length.group(1).lstrip("0")  # compared as text: it may be any length
                 for name in ASSEMBLIES:
-                    if CHROMOSOME_LENGTHS[name].get(chrom) == int(length.group(1)):
+                    if str(CHROMOSOME_LENGTHS[name].get(chrom)) == digits:
                         votes[name] += 1
         elif line.startswith("##reference=") and reference is None:
             reference = line[len("##reference=") :].strip()

@@ -42,6 +42,8 @@ _INFLATE_BYTES = 256 << 10  # the most one inflate step may produce
 CHUNK_LINES = 1 << 15
 MiB = 1 << 20
 _FIXED_COLUMNS = ("CHROM", "POS", "ID", "REF", "ALT", "QUAL", "FILTER", "INFO")
+_INT64_MAX = str(np.iinfo(np.int64).max).encode()
+_BOM = b"\xef\xbb\xbf"  # UTF-8's byte-order mark, dropped from the start of the input
 
 
 @dataclass(frozen=True)
@@ -204,7 +206,7 @@ class RecordChunk:
                 longest = int(np.argmax(lengths > max_line_bytes))
                 raise line_too_long(self.line_number(longest), max_line_bytes)
         self.tabs = self._tabs(buf, columns)
-        self.buffer = buf
+        self.buffer = buf  # before _positions, which reads it
         # Clean chunks (the usual case) keep each line's own newline in its last piece.
         self.clean = self._line_index is None and not carriage.any() and data.endswith(b"\n")
         self.positions = self._positions()
@@ -235,16 +237,25 @@ class RecordChunk:
         raise AnnotationError(f"line {self.line_number(bad)}: expected {expected}, found {found}")
 
     def _positions(self) -> np.ndarray:
-        text = byte_slices(self.data, self.tabs[:, 0] + 1, self.tabs[:, 1])
+        start = self.tabs[:, 0] + 1
+        text = byte_slices(self.data, start, self.tabs[:, 1])
         try:
-            positions = pc.cast(text.view(pa.string()), pa.int64()).to_numpy()
+            # Unsigned: no sign is accepted ('-0' is no POS); past int64 wraps to negative.
+            unsigned = pc.cast(text.view(pa.string()), pa.uint64()).to_numpy()
+            positions = unsigned.view(np.int64)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             positions = np.full(self.size, -1)
+        # Arrow also reads hexadecimal ('0x10' as 16); a tab follows POS, so start + 1 exists.
+        buf = self.buffer
+        hexadecimal = (buf[start] == 48) & ((buf[start + 1] | 0x20) == ord("x"))
+        if hexadecimal.any():
+            positions = np.where(hexadecimal, -1, positions)
         if self.size and positions.min() < 0:
             values = text.to_pylist()
-            bad = next((i for i, v in enumerate(values) if not v.isdigit()), 0)
+            bad = next(i for i, v in enumerate(values) if not _is_position(v))
+            what = "too large" if values[bad].isdigit() else "not a number"
             shown = quoted(values[bad])
-            raise AnnotationError(f"line {self.line_number(bad)}: POS is not a number: {shown}")
+            raise AnnotationError(f"line {self.line_number(bad)}: POS is {what}: {shown}")
         return positions
 
     def field_range(self, column: int) -> tuple[np.ndarray, np.ndarray]:
@@ -254,6 +265,12 @@ class RecordChunk:
 
     def field(self, column: int) -> pa.Array:
         return byte_slices(self.data, *self.field_range(column))
+
+
+def _is_position(text: bytes) -> bool:
+    """Whether POS text is what the bulk parse accepts: digits, at most int64's maximum."""
+    digits = text.lstrip(b"0")
+    return text.isdigit() and (len(digits), digits) <= (len(_INT64_MAX), _INT64_MAX)
 
 
 def byte_slices(data: bytes, starts: np.ndarray, ends: np.ndarray) -> pa.Array:
@@ -352,22 +369,25 @@ class VcfReader:
         while True:
             newline = self._pending.find(b"\n")
             if newline < 0:
-                if len(self._pending) > self.limits.max_line_bytes:
-                    raise line_too_long(len(lines) + 1, self.limits.max_line_bytes)
+                # An unended line may yet end in CRLF (the first may start with a BOM).
+                slack = 1 + (len(_BOM) if self._lines_read == 0 else 0)
+                if len(self._pending) > self.limits.max_line_bytes + slack:
+                    raise line_too_long(self._lines_read + 1, self.limits.max_line_bytes)
                 block = self._next_block([self._pending])
                 if block is None:
                     if not self._pending:
                         raise AnnotationError(
-                            f"line {len(lines) + 1}: not a VCF: no '#CHROM' header line"
+                            f"line {self._lines_read + 1}: not a VCF: no '#CHROM' header line"
                         )
                     newline, self._pending = len(self._pending), self._pending + b"\n"
                 else:
                     self._pending += block
                     continue
-            line = self._pending[:newline].rstrip(b"\r")
+            line = self._pending[:newline].removesuffix(b"\r")  # a CRLF, as in records
             self._pending = self._pending[newline + 1 :]
-            lines.append(line)
-            number = self._lines_read = len(lines)
+            number = self._lines_read = self._lines_read + 1
+            if number == 1:
+                line = line.removeprefix(_BOM)  # as Windows editors save UTF-8
             if len(line) > self.limits.max_line_bytes:
                 raise line_too_long(number, self.limits.max_line_bytes)
             if number > self.limits.max_header_lines:
@@ -375,6 +395,9 @@ class VcfReader:
                     f"line {number}: more than {self.limits.max_header_lines:,} header lines, "
                     "the most accepted"
                 )
+            if not line:
+                continue  # blank lines are dropped, as between records
+            lines.append(line)
             if not line.startswith(b"#"):
                 raise AnnotationError(
                     f"line {number}: not a VCF: a record before the '#CHROM' header line"
@@ -413,7 +436,7 @@ class VcfReader:
                 size += len(block)
                 ended = ended or b"\n" in block
                 if not ended:  # one line so far: its pieces are joined once, when it ends
-                    if size > self.limits.max_line_bytes:
+                    if size > self.limits.max_line_bytes + 1:  # + 1: it may end in CRLF
                         raise line_too_long(self._lines_read + 1, self.limits.max_line_bytes)
                     continue
                 if size < self.chunk_bytes:
@@ -425,7 +448,7 @@ class VcfReader:
                 first_line = self._lines_read + 1
                 self._lines_read += piece.count(b"\n") + (not piece.endswith(b"\n"))
                 yield piece, first_line
-            if len(rest) > self.limits.max_line_bytes:  # a line without end holds memory
+            if len(rest) > self.limits.max_line_bytes + 1:  # a line without end holds memory
                 raise line_too_long(self._lines_read + 1, self.limits.max_line_bytes)
             buffered, size, ended = [rest], len(rest), False  # `rest` ends no line
             if block is None:
