@@ -93,7 +93,7 @@ def safe_local_name(name: str) -> str:
 
 def run(settings: Settings, job_id: str, claim_id: str, premium: bool) -> int:
     """Annotate a claimed job; `premium`: its user's plan, as the annotator read it at claim
-    time (it sets the input's limits and whether the results are archived)."""
+    time (it sets the input's limits)."""
     jobs, files, bus = JobStore(settings), Files(settings), Bus(settings)
     job = jobs.get(job_id)
     if job is None or job.job_status != JobStatus.RUNNING or job.claim_id != claim_id:
@@ -154,9 +154,12 @@ def _annotate(
     if result.variants_path is not None:
         table_key = variants_key(result_key)
         files.put_file(bucket, table_key, result.variants_path)
-    # A free user's results go to cold storage after the retention window; the archive
-    # daemon checks the plan again when the time comes (the user may upgrade meanwhile).
-    archive_due_at = None if premium else int(time.time()) + settings.free_retention_s
+    # Every result is considered for cold storage once the retention window is over; the
+    # archive daemon reads the plan then, and a premium user's result leaves the index.
+    # Not only free users' (the plan read at claim): a user who downgrades while the job
+    # runs, after billing gave their finished results fresh windows, would keep this one
+    # hot forever.
+    archive_due_at = int(time.time()) + settings.free_retention_s
     completed = jobs.complete(
         job.job_id,
         claim,

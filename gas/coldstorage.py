@@ -69,6 +69,11 @@ class Backend(Protocol):
         """Remove the cold copy the job records (or `reference`); gone already is fine."""
         ...
 
+    def prune(self, job: Job) -> int:
+        """Delete every cold copy of an ARCHIVED job but the one it records (runs killed
+        between copying and recording leave theirs); returns how many went."""
+        ...
+
 
 DONE, IN_PROGRESS, GONE = "done", "in progress", "gone"
 
@@ -186,6 +191,18 @@ class StorageClassBackend:
         # Deleting a version is permanent (no delete marker), and deleting it twice is fine.
         self.s3.delete_object(Bucket=self.bucket, **self._where(job, reference))
 
+    def prune(self, job: Job) -> int:
+        kept = self._where(job)
+        listed = self.s3.list_object_versions(Bucket=self.bucket, Prefix=kept["Key"])
+        strays = [
+            v["VersionId"]
+            for v in listed.get("Versions", [])
+            if v["Key"] == kept["Key"] and v["VersionId"] != kept["VersionId"]
+        ]
+        for version in strays:
+            self.s3.delete_object(Bucket=self.bucket, Key=kept["Key"], VersionId=version)
+        return len(strays)
+
 
 class GlacierVaultBackend:
     def __init__(self, settings: Settings) -> None:
@@ -258,3 +275,8 @@ class GlacierVaultBackend:
         # Gone already: deleted by an earlier run that was killed before recording it.
         with contextlib.suppress(self.glacier.exceptions.ResourceNotFoundException):
             self.glacier.delete_archive(vaultName=self.vault, archiveId=archive_id)
+
+    def prune(self, job: Job) -> int:
+        # A vault lists its archives only through an inventory job (hours, and a day
+        # stale): the copy of a run killed between uploading and recording stays, billed.
+        return 0

@@ -10,7 +10,8 @@ for a message that was lost), `archive_job`:
    copy of its own);
 4. records ARCHIVED in one transaction that also checks the user is still free and
    the window is over; refused, it deletes its own copy, never the recorded one;
-5. only then deletes the hot copy, and takes the job out of the index. The log and the
+5. only then deletes the other cold copies (a run killed between copying and recording
+   leaves its own), then the hot copy, and takes the job out of the index. The log and the
    variant table (`s3_key_variants_file`, for the results viewer) stay in the results
    bucket: only the annotated VCF is archived, and no path deletes a job's results, so
    neither is orphaned; an archived job keeps its `stats` on the item.
@@ -22,6 +23,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 from gas import coldstorage
 from gas.files import Files
@@ -51,7 +53,7 @@ class Archiver:
             return
         if job.job_status == JobStatus.ARCHIVED:
             if job.archive_state == DROP:  # a run killed after recording ARCHIVED
-                self._drop_hot_copy(job)
+                self._finish(job)
             return
         if job.job_status != JobStatus.COMPLETED or job.archive_due_at is None:
             return  # not (or no longer) waiting for an archive
@@ -66,7 +68,7 @@ class Archiver:
         reference = self.backend.archive(job)
         if self.jobs.archive(job, reference, self.settings.users_table):
             log.info("results archived", extra=reference)
-            self._drop_hot_copy(job)
+            self._finish(replace(job, **reference))
             return
         # Refused: the user upgraded, the window moved, or another run archived it first.
         self.discard_unrecorded(job.job_id, reference)
@@ -84,7 +86,12 @@ class Archiver:
         self.backend.delete(current, reference)
         log.info("archive refused; our cold copy removed")
 
-    def _drop_hot_copy(self, job: Job) -> None:
+    def _finish(self, job: Job) -> None:
+        """After ARCHIVED is recorded: delete the other cold copies (of runs killed before
+        recording theirs), then the hot copy, then leave the archive index."""
+        pruned = self.backend.prune(job)
+        if pruned:
+            log.info("stray cold copies deleted", extra={"count": pruned})
         if job.s3_results_bucket and job.s3_key_result_file:
             self.files.delete(job.s3_results_bucket, job.s3_key_result_file)
         self.jobs.hot_copy_dropped(job.job_id)

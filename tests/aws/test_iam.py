@@ -108,6 +108,8 @@ def needs(t: Template, names: Names, settings: Settings, tier: str, call: dict) 
     if service == "s3":
         if operation in ("HeadBucket", "ListObjectsV2", "ListObjects"):
             return [need("s3:ListBucket", names.arn(settings, "bucket", params["Bucket"]))]
+        if operation == "ListObjectVersions":
+            return [need("s3:ListBucketVersions", names.arn(settings, "bucket", params["Bucket"]))]
         objects = f"{names.arn(settings, 'bucket', params['Bucket'])}/object"
         if operation == "CopyObject":
             source = params["CopySource"]
