@@ -251,14 +251,17 @@ def _not_claimable(
 def lost_job_sweep(settings: Settings) -> tuple[float, Callable[[], None]]:
     """Every GAS_JOB_SWEEP_S, request again the jobs whose request was lost: a process that
     died between recording a job and publishing it, or a request dead-lettered. A request
-    too many is harmless: the claim decides who runs a job."""
+    too many is harmless (the claim decides who runs a job) but not free: each job is
+    requested again at most once per interval, whichever annotator sweeps first."""
     jobs, bus = JobStore(settings), Bus(settings)
 
+    interval_s = min(settings.job_resubmit_after_s, settings.job_stale_after_s)
+
     def sweep() -> None:
-        lost = jobs.lost(
-            int(time.time()), settings.job_resubmit_after_s, settings.job_stale_after_s
-        )
-        for job in lost:
+        now = int(time.time())
+        for job in jobs.lost(now, settings.job_resubmit_after_s, settings.job_stale_after_s):
+            if not jobs.request_again(job.job_id, now, interval_s):
+                continue  # requested again lately (by this annotator or another)
             log.warning(
                 "job looks lost; requesting it again",
                 extra={"job_id": job.job_id, "user_id": job.user_id, "status": job.job_status},

@@ -369,6 +369,26 @@ class JobStore:
             remove=("claim_id", "heartbeat_at", ACTIVE_STATE),
         )
 
+    def request_again(self, job_id: str, now: int, interval_s: int) -> bool:
+        """Whether to request a lost job again now: True for one caller per `interval_s`
+        (every annotator sweeps; a job PENDING behind a backlog must not be requested
+        again by each of them at each sweep, which only deepens the backlog)."""
+        return self._update(
+            job_id,
+            UpdateExpression="SET requested_again_at = :now",
+            ConditionExpression=(
+                "#s IN (:pending, :running) AND "
+                "(attribute_not_exists(requested_again_at) OR requested_again_at <= :before)"
+            ),
+            ExpressionAttributeNames={"#s": "job_status"},
+            ExpressionAttributeValues={
+                ":now": {"N": str(now)},
+                ":before": {"N": str(now - interval_s)},
+                ":pending": {"S": JobStatus.PENDING},
+                ":running": {"S": JobStatus.RUNNING},
+            },
+        )
+
     def lost(self, now: int, resubmit_after_s: int, stale_after_s: int) -> list[Job]:
         """Active jobs nobody seems to be working on: PENDING for `resubmit_after_s`, or
         RUNNING with a heartbeat older than `stale_after_s` (the active index)."""

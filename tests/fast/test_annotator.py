@@ -1,13 +1,19 @@
-"""The annotator's answer to a request for a job it cannot claim."""
+"""The annotator's answer to a request for a job it cannot claim, and its lost-job sweep."""
 
 from __future__ import annotations
 
+import time
+import types
+
 import pytest
 
-from ann.annotator import _not_claimable
+import ann.annotator
+from ann.annotator import _not_claimable, lost_job_sweep
 from gas.jobs import Job, JobStore
 from gas.messages import Bus
 from gas.worker import RetryLater
+from tests.fast.conftest import fast_settings, provision_parts
+from tests.queues import Queue
 
 
 def running_job(jobs: JobStore) -> Job:
@@ -27,3 +33,27 @@ def test_a_duplicate_request_waits_while_the_job_runs_but_never_into_the_dlq(sto
         assert 0 < later.value.seconds <= store_settings.job_stale_after_s + 1
     # At its second-to-last receive it is dropped: the lost-job sweep covers a run that dies.
     assert _not_claimable(jobs, bus, job.job_id, store_settings, last - 1) is None
+
+
+def test_sweeping_annotators_request_a_job_pending_behind_a_backlog_once_per_interval(
+    clock, monkeypatch
+):
+    """Each sweep of each annotator used to request every long-PENDING job again: a backlog
+    of jobs waiting longer than GAS_JOB_RESUBMIT_AFTER_S grew by their number at every sweep
+    (make chaos: one job requested again 15 times in 30 s)."""
+    settings = fast_settings(GAS_JOB_RESUBMIT_AFTER_S="60", GAS_JOB_STALE_AFTER_S="120")
+    provision_parts(settings, tables=True, queues=(settings.job_requests_queue,))
+    monkeypatch.setattr(
+        ann.annotator, "time", types.SimpleNamespace(time=clock.time, monotonic=time.monotonic)
+    )
+    jobs = JobStore(settings)
+    jobs.create(Job("job-1", "ada", "a.vcf", "inputs", "ada/job-1/a.vcf", clock.now - 100))
+    sweeps = [lost_job_sweep(settings)[1] for _ in range(2)]  # two annotators
+    for sweep in sweeps * 3:
+        sweep()
+    queue = Queue(settings)
+    assert queue.depth()[0] == 1
+    clock.advance(61)  # still PENDING an interval later: once more
+    for sweep in sweeps * 2:
+        sweep()
+    assert queue.depth()[0] == 2
