@@ -143,7 +143,8 @@ class Run:
             time.sleep(2)
         # Checked with GAS stopped (SIGTERM: what runs finishes), so nothing moves meanwhile.
         self.stack.stop(keep=("emulator", "standins"))
-        found = check.check(settings, self.submitted, by_role, self.log_dir)
+        notify_kills = self.faults.injected["notify"]
+        found = check.check(settings, self.submitted, by_role, self.log_dir, notify_kills)
         self.report(found, users, time.monotonic() - started, submitted_s)
         return 1 if found.failures else 0
 
@@ -208,6 +209,10 @@ class Run:
             ("stuck", str(len(found.stuck))),
             ("wrong (bytes, plan or state against the rules)", str(len(found.wrong))),
             ("emails sent", str(found.emails)),
+            (
+                "emails sent again (notify killed between SES and its record)",
+                str(len(found.resent)),
+            ),
             ("dead-lettered messages (unexplained)", f"{found.dlq} ({len(found.unexplained_dlq)})"),
             (
                 "wall time (submitting + settling and checking)",
@@ -223,6 +228,7 @@ class Run:
             ("STUCK", found.stuck),
             ("WRONG", found.wrong),
             ("UNEXPLAINED DLQ", found.unexplained_dlq),
+            ("SENT AGAIN (at least once)", found.resent),
         ):
             for item in items:
                 print(f"{kind}: {item}")

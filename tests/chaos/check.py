@@ -55,6 +55,7 @@ class Findings:
     stuck: list[str] = field(default_factory=list)
     wrong: list[str] = field(default_factory=list)  # bytes or states that break a rule
     emails: int = 0
+    resent: list[str] = field(default_factory=list)  # notify killed between SES and record
     outbox_s: float = 0.0  # how long the emulator took to list its sent mail
     dlq: int = 0
     unexplained_dlq: list[str] = field(default_factory=list)
@@ -117,7 +118,11 @@ def all_jobs(settings: Settings, user_ids: list[str]) -> list[Job]:
 
 
 def check(
-    settings: Settings, submitted: list[Submitted], roles: dict[str, str], log_dir: Path
+    settings: Settings,
+    submitted: list[Submitted],
+    roles: dict[str, str],
+    log_dir: Path,
+    notify_kills: int,
 ) -> Findings:
     """Everything above, once GAS's processes are stopped (nothing moves meanwhile)."""
     found = Findings()
@@ -144,7 +149,7 @@ def check(
     found.stuck = settled(jobs, roles)
     for job in jobs:
         _check_job(settings, s3, job, reference[job.job_id], found)
-    _check_emails(settings, jobs, found)
+    _check_emails(settings, jobs, found, log_dir, notify_kills)
     _check_plans(settings, roles, found)
     _check_dlqs(settings, log_dir, found)
     return found
@@ -209,17 +214,38 @@ def _object(s3, bucket: str, key: str) -> bytes | None:
         return None
 
 
-def _check_emails(settings: Settings, jobs: list[Job], found: Findings) -> None:
+def _notified(log_dir: Path) -> Counter:
+    """How many times notify logged that it emailed about each job."""
+    counts: Counter = Counter()
+    for line in (log_dir / "notify.log").read_text(errors="replace").splitlines():
+        if '"user notified"' in line:
+            try:
+                counts[json.loads(line)["job_id"]] += 1
+            except (ValueError, KeyError):
+                continue
+    return counts
+
+
+def _check_emails(
+    settings: Settings, jobs: list[Job], found: Findings, log_dir: Path, notify_kills: int
+) -> None:
+    """One email per finished job. Notify sends, then records: killed in between, the next
+    delivery sends again (at least once, never zero times). Such an email (sent, with no
+    log line of notify saying so, in a run that killed notify) is counted apart; any other
+    second email is a duplicate."""
     started = time.monotonic()
     mail = Outbox(settings.aws_endpoint_url or "", timeout=900).sent()
     found.outbox_s = time.monotonic() - started
     found.emails = len(mail)
+    notified = _notified(log_dir)
     for job in jobs:
         if str(job.job_status) not in FINAL:
             continue
         count = sum(f"/annotations/{job.job_id}" in m.body for m in mail)
         if count == 0:
             found.lost.append(f"{job.job_id}: no email about its outcome")
+        elif count > 1 and notify_kills and notified[job.job_id] < count:
+            found.resent.append(f"{job.job_id}: {count} emails, {notified[job.job_id]} logged")
         elif count > 1:
             found.duplicated.append(f"{job.job_id}: {count} emails about its outcome")
 
