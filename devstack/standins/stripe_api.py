@@ -61,6 +61,9 @@ PLAN = "GAS Premium: $10.00 a month"
 WEBHOOK_ATTEMPTS = 3
 WEBHOOK_TIMEOUT_S = 5
 RETRY_BACKOFF_S = 0.1
+# Stripe goes on retrying an undelivered event for days, backing off; the stand-in, once its
+# quick attempts failed, for minutes (a local stack lives that long), from 1 s to 30 s apart.
+LATER_RETRIES_S = (1, 2, 4, 8, 15, 30, 30, 30, 30, 30, 30, 30, 30, 30, 30)
 
 _ID_ALPHABET = string.ascii_letters + string.digits
 _KEY = re.compile(r"([^\[\]]+)((?:\[[^\[\]]*\])*)")
@@ -409,7 +412,7 @@ class Billing:
         """POST the signed event to the application, up to WEBHOOK_ATTEMPTS times.
 
         Never raises: a failure is logged and the page carries on, as Stripe's do when a
-        webhook endpoint is down.
+        webhook endpoint is down; the event is then retried in the background.
         """
         payload = json.dumps(sent, indent=2).encode()
         fields = {"event_id": sent["id"], "type": sent["type"], "url": self.webhook_url}
@@ -422,8 +425,23 @@ class Billing:
             if attempt < WEBHOOK_ATTEMPTS:
                 time.sleep(RETRY_BACKOFF_S * attempt)
         log.warning(
-            "webhook not delivered", extra={**fields, "attempts": WEBHOOK_ATTEMPTS, "error": error}
+            "webhook not delivered yet; retrying in the background",
+            extra={**fields, "attempts": WEBHOOK_ATTEMPTS, "error": error},
         )
+        threading.Thread(
+            target=self._deliver_later, args=(payload, fields), name="webhook-retry", daemon=True
+        ).start()
+
+    def _deliver_later(self, payload: bytes, fields: dict[str, Any]) -> None:
+        """Keep trying an undelivered event, backing off, as Stripe does."""
+        error = None
+        for attempt, delay in enumerate(LATER_RETRIES_S, start=WEBHOOK_ATTEMPTS + 1):
+            time.sleep(delay)
+            error = self._post(payload)
+            if error is None:
+                log.info("webhook delivered", extra={**fields, "attempts": attempt})
+                return
+        log.warning("webhook not delivered", extra={**fields, "error": error})
 
     def _post(self, payload: bytes) -> str | None:
         """One signed POST of the payload: None if the application took it, else why not."""
