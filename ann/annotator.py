@@ -231,9 +231,14 @@ def _not_claimable(
         log.warning("job request for an unknown job; dropped")
         return
     if job.job_status != JobStatus.RUNNING:
-        if job.job_status in (JobStatus.COMPLETED, JobStatus.FAILED) and not job.notified_at:
-            # The run may have died between recording the outcome and announcing it.
-            bus.job_finished(job.job_id, job.user_id, job.job_status)
+        if job.job_status != JobStatus.PENDING and not job.notified_at:
+            # The run may have died between recording the outcome and announcing it (with
+            # its annotator, which would have announced it): the user was never told. The
+            # job may be archived, even restoring, by the time this delivery comes.
+            outcome = (
+                JobStatus.FAILED if job.job_status == JobStatus.FAILED else JobStatus.COMPLETED
+            )
+            bus.job_finished(job.job_id, job.user_id, outcome)
         log.info("job already %s; request dropped", job.job_status)
         return
     # Another run holds it. Look again when its heartbeat would be stale; but not into the

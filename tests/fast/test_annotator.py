@@ -11,6 +11,7 @@ import ann.annotator
 from ann.annotator import _not_claimable, lost_job_sweep
 from gas.jobs import Job, JobStore
 from gas.messages import Bus
+from gas.users import UserStore
 from gas.worker import RetryLater
 from tests.fast.conftest import fast_settings, provision_parts
 from tests.queues import Queue
@@ -57,3 +58,23 @@ def test_sweeping_annotators_request_a_job_pending_behind_a_backlog_once_per_int
     for sweep in sweeps * 2:
         sweep()
     assert queue.depth()[0] == 2
+
+
+def test_a_request_for_a_job_archived_before_its_user_was_told_announces_it(store_settings):
+    """run.py recorded COMPLETED and was killed with its annotator before announcing it;
+    the request came back after the job was archived, and was dropped: the user was never
+    emailed (make chaos)."""
+    s = store_settings
+    settings = provision_parts(s, queues=(s.notifications_queue, s.archive_queue))
+    jobs, bus = JobStore(settings), Bus(settings)
+    user = UserStore(settings).sign_in("u-1", "ada@example.org", "Ada")
+    job = Job("job-1", user.user_id, "a.vcf", "inputs", "ada/job-1/a.vcf", submit_time=1)
+    jobs.create(job)
+    assert jobs.claim(job.job_id, "run-1", stale_after_s=120)
+    assert jobs.complete(job.job_id, "run-1", results_bucket="results", result_key="r",
+                         log_key="l", variant_count=1, summary={}, result_size=1,
+                         result_sha256="c2hh", archive_due_at=1)  # fmt: skip
+    done = jobs.get(job.job_id)
+    assert jobs.archive(done, {"archive_key": "r", "archive_version": "v1"}, settings.users_table)
+    _not_claimable(jobs, bus, job.job_id, settings, receive_count=2)
+    assert Queue(settings, settings.notifications_queue).depth()[0] == 1
