@@ -76,6 +76,20 @@ def tagged(prefix: str = RUN) -> list[Leftover]:
     return found
 
 
+def children(pid: int) -> list[tuple[int, list[str]]]:
+    """(pid, argv) of each live child of `pid`."""
+    found = []
+    for stat in _PROC.glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+            argv = (stat.parent / "cmdline").read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found.append((int(stat.parent.name), argv))
+    return found
+
+
 def kill_tagged(prefix: str, timeout: float = 15) -> list[Leftover]:
     """SIGKILL every live process tagged under `prefix` until none is left (or `timeout`);
     returns those it found alive the first time."""

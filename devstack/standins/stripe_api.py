@@ -416,32 +416,34 @@ class Billing:
         """
         payload = json.dumps(sent, indent=2).encode()
         fields = {"event_id": sent["id"], "type": sent["type"], "url": self.webhook_url}
-        error = None
-        for attempt in range(1, WEBHOOK_ATTEMPTS + 1):
-            error = self._post(payload)
-            if error is None:
-                log.info("webhook delivered", extra={**fields, "attempts": attempt})
-                return
-            if attempt < WEBHOOK_ATTEMPTS:
-                time.sleep(RETRY_BACKOFF_S * attempt)
+        quick = [RETRY_BACKOFF_S * attempt for attempt in range(WEBHOOK_ATTEMPTS)]
+        error = self._attempts(payload, fields, quick, first=1)
+        if error is None:
+            return
         log.warning(
             "webhook not delivered yet; retrying in the background",
             extra={**fields, "attempts": WEBHOOK_ATTEMPTS, "error": error},
         )
-        threading.Thread(
-            target=self._deliver_later, args=(payload, fields), name="webhook-retry", daemon=True
-        ).start()
 
-    def _deliver_later(self, payload: bytes, fields: dict[str, Any]) -> None:
-        """Keep trying an undelivered event, backing off, as Stripe does."""
+        def later() -> None:
+            error = self._attempts(payload, fields, LATER_RETRIES_S, first=WEBHOOK_ATTEMPTS + 1)
+            if error is not None:
+                log.warning("webhook not delivered", extra={**fields, "error": error})
+
+        threading.Thread(target=later, name="webhook-retry", daemon=True).start()
+
+    def _attempts(
+        self, payload: bytes, fields: dict[str, Any], delays: Iterable[float], first: int
+    ) -> str | None:
+        """POST after each delay until the application takes it: None, else the last error."""
         error = None
-        for attempt, delay in enumerate(LATER_RETRIES_S, start=WEBHOOK_ATTEMPTS + 1):
+        for attempt, delay in enumerate(delays, start=first):
             time.sleep(delay)
             error = self._post(payload)
             if error is None:
                 log.info("webhook delivered", extra={**fields, "attempts": attempt})
-                return
-        log.warning("webhook not delivered", extra={**fields, "error": error})
+                return None
+        return error
 
     def _post(self, payload: bytes) -> str | None:
         """One signed POST of the payload: None if the application took it, else why not."""

@@ -165,3 +165,13 @@ def active_jobs(jobs) -> Iterator[list[Job]]:
             jobs.fail(job.job_id, "ended by the test", claim_id=CLAIM)
         elif current and current.job_status == JobStatus.PENDING:
             jobs.fail(job.job_id, "ended by the test", expected=JobStatus.PENDING)
+
+
+def upload(page: Page, stack: Stack, path: Path, content: bytes) -> None:
+    """Upload `content` as the file `path` through the annotate page's form (it posts to S3,
+    which sends the browser back to us); returns once the job's page is shown."""
+    page.goto(f"{stack.url}/annotate")
+    path.write_bytes(content)
+    page.set_input_files("#file", str(path))
+    page.click("#upload-button")
+    page.wait_for_url(f"{stack.url}/annotations/*")

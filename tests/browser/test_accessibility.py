@@ -13,7 +13,7 @@ from playwright.sync_api import expect
 from gas.jobs import Job, JobStatus
 from gas.settings import settings_from
 from tests.browser.a11y import assert_accessible
-from tests.browser.conftest import CLAIM, log_in
+from tests.browser.conftest import CLAIM, log_in, upload
 from tests.browser.test_journey import VCF
 
 pytestmark = pytest.mark.integration
@@ -33,12 +33,7 @@ def test_the_pages_the_journeys_do_not_reach_are_accessible(
     expect(page.get_by_role("link", name="My annotations").first).to_be_visible()
     assert_accessible(page, "home, logged in")
 
-    page.goto(f"{stack.url}/annotate")
-    bad = tmp_path / "malformed.vcf"
-    bad.write_bytes(MALFORMED_VCF)
-    page.set_input_files("#file", str(bad))
-    page.click("#upload-button")
-    page.wait_for_url(f"{stack.url}/annotations/*")
+    upload(page, stack, tmp_path / "malformed.vcf", MALFORMED_VCF)
     expect(page.locator("#job-status .badge")).to_have_text("FAILED", timeout=60_000)
     expect(page.locator("#job-error")).to_contain_text("POS")
     assert_accessible(page, "job FAILED")

@@ -11,7 +11,7 @@ from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import expect
 
 from tests.browser.a11y import assert_accessible
-from tests.browser.conftest import log_in, screenshot, start_stack
+from tests.browser.conftest import log_in, screenshot, start_stack, upload
 from tests.browser.test_journey import VCF
 
 pytestmark = pytest.mark.integration
@@ -37,12 +37,7 @@ def test_archived_results_come_back_after_upgrading_and_cancelling_makes_free(
 ):
     stack = fast_stack
     log_in(page, stack, "barbara@example.org", "Barbara McClintock")
-    page.goto(f"{stack.url}/annotate")
-    vcf = tmp_path / "maize.vcf"
-    vcf.write_bytes(VCF)
-    page.set_input_files("#file", str(vcf))
-    page.click("#upload-button")
-    page.wait_for_url(f"{stack.url}/annotations/*")
+    upload(page, stack, tmp_path / "maize.vcf", VCF)
     job_url = page.url
     expect(page.locator("#download-result")).to_be_visible(timeout=60_000)
     expect(page.locator("#retention")).to_contain_text("upgrade to keep it")

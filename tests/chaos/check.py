@@ -16,17 +16,18 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
+import contextlib
 import json
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from devstack.standins.mail import Outbox
 from gas import aws
+from gas.coldstorage import sha256_b64
 from gas.jobs import Job, JobStore
 from gas.settings import Settings
 from gas.users import UserStore
@@ -63,10 +64,6 @@ class Findings:
     @property
     def failures(self) -> list[str]:
         return self.lost + self.duplicated + self.stuck + self.wrong + self.unexplained_dlq
-
-
-def sha256_b64(data: bytes) -> str:
-    return base64.b64encode(hashlib.sha256(data).digest()).decode()
 
 
 def reference_annotations(inputs: dict[str, tuple[str, bytes]], work: Path) -> dict[str, dict]:
@@ -214,16 +211,18 @@ def _object(s3, bucket: str, key: str) -> bytes | None:
         return None
 
 
+def log_entries(path: Path) -> Iterator[dict]:
+    """The JSON log lines of a process (all its lives; a line cut short by a kill skipped)."""
+    for line in path.read_text(errors="replace").splitlines():
+        if line.startswith("{"):
+            with contextlib.suppress(ValueError):
+                yield json.loads(line)
+
+
 def _notified(log_dir: Path) -> Counter:
     """How many times notify logged that it emailed about each job."""
-    counts: Counter = Counter()
-    for line in (log_dir / "notify.log").read_text(errors="replace").splitlines():
-        if '"user notified"' in line:
-            try:
-                counts[json.loads(line)["job_id"]] += 1
-            except (ValueError, KeyError):
-                continue
-    return counts
+    entries = log_entries(log_dir / "notify.log")
+    return Counter(e["job_id"] for e in entries if e.get("msg") == "user notified")
 
 
 def _check_emails(
@@ -263,16 +262,12 @@ def _check_dlqs(settings: Settings, log_dir: Path, found: Findings) -> None:
     """Read every DLQ (the messages stay); each must be named by a daemon's log line that
     says why it gave up (a handler failure or a malformed message)."""
     sqs = aws.client(settings, "sqs")
-    reasons = set()
-    for path in log_dir.glob("*.log"):
-        for line in path.read_text(errors="replace").splitlines():
-            if line.startswith("{") and '"message_id"' in line:
-                try:
-                    entry = json.loads(line)
-                except ValueError:
-                    continue
-                if entry.get("level") in ("warning", "error"):
-                    reasons.add(entry["message_id"])
+    reasons = {
+        entry["message_id"]
+        for path in log_dir.glob("*.log")
+        for entry in log_entries(path)
+        if "message_id" in entry and entry.get("level") in ("warning", "error")
+    }
     for attribute in WORK_QUEUES:
         name = f"{getattr(settings, attribute)}-dlq"
         url = sqs.get_queue_url(QueueName=name)["QueueUrl"]

@@ -1,4 +1,5 @@
-"""Reference annotations for a chaos run: the engine alone (no GAS, no AWS) on each input.
+"""Reference annotations for a chaos run: the engine alone (no GAS process, no AWS) on each
+input.
 
 `python -m tests.chaos.reference <dir>`: for each `<dir>/<job id>/<input>`, prints (as one
 JSON object) job id -> {"size", "sha256"} of the annotated VCF, or {"error"}: the engine's
@@ -7,13 +8,12 @@ one-line message for an input it refuses.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import sys
 from pathlib import Path
 
 from ann.anntools import AnnotationError, annotate_file
+from gas.coldstorage import sha256_b64
 
 
 def main(root: Path) -> dict[str, dict]:
@@ -28,8 +28,7 @@ def main(root: Path) -> dict[str, dict]:
             answers[folder.name] = {"error": str(exc)}
             continue
         data = result.annotated_path.read_bytes()
-        digest = base64.b64encode(hashlib.sha256(data).digest()).decode()
-        answers[folder.name] = {"size": len(data), "sha256": digest}
+        answers[folder.name] = {"size": len(data), "sha256": sha256_b64(data)}
     return answers
 
 

@@ -24,7 +24,7 @@ import requests
 
 from tests.chaos.proxy import FaultyProxy
 from tests.conftest import ROOT, free_port, local_values, process_env
-from tests.processes import Process
+from tests.processes import Process, children
 
 PROCFILE = ROOT / "config" / "Procfile"
 # What the chaos run kills and starts again (the emulator and the stand-ins keep their state
@@ -57,20 +57,6 @@ def procfile() -> dict[str, list[str]]:
             argv[0] = str(Path(sys.executable).parent / "gunicorn")
         commands[name.strip()] = argv
     return commands
-
-
-def children(pid: int) -> list[tuple[int, list[str]]]:
-    """(pid, argv) of each live child of `pid`."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rpartition(")")[2].split()
-            argv = (stat.parent / "cmdline").read_bytes().decode(errors="replace").split("\0")
-        except OSError:
-            continue
-        if int(fields[1]) == pid and fields[0] != "Z":
-            found.append((int(stat.parent.name), argv))
-    return found
 
 
 @dataclass

@@ -25,7 +25,7 @@ from gas.metrics import OUTCOME_METRICS
 from gas.settings import settings_from
 from gas.users import UserStore
 from tests.conftest import process_env, wait_until
-from tests.processes import Process
+from tests.processes import Process, children
 
 pytestmark = pytest.mark.integration
 
@@ -282,15 +282,7 @@ def test_a_job_survives_kill_9_of_its_annotator(pipeline, user, daemons):
 
 def child_running(parent: int, module: str) -> int | None:
     """The pid of a child of `parent` running `python -m <module>`, if there is one."""
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            ppid = int(stat.read_text().rpartition(")")[2].split()[1])
-            command = (stat.parent / "cmdline").read_bytes().split(b"\0")
-        except (OSError, IndexError, ValueError):
-            continue
-        if ppid == parent and module.encode() in command:
-            return int(stat.parent.name)
-    return None
+    return next((pid for pid, argv in children(parent) if module in argv), None)
 
 
 def test_a_job_survives_kill_9_of_the_warm_runners(pipeline, user, daemons):

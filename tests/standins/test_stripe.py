@@ -5,6 +5,7 @@ application's webhook endpoint, whose events the SDK's own `construct_event` mus
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from collections.abc import Iterator
@@ -93,16 +94,25 @@ def stripe_standins(web_url: str, log_path: Path) -> StandIns:
     return start_standins(values, log_path)
 
 
+@contextlib.contextmanager
+def stripe_with_receiver(log_path: Path) -> Iterator[tuple[StandIns, Receiver]]:
+    """The Stripe stand-in, its webhooks caught by a receiver; both stopped on the way out."""
+    receiver, http = start_receiver()
+    server = stripe_standins(receiver.url, log_path)
+    try:
+        yield server, receiver
+    finally:
+        server.process.stop()
+        http.shutdown()
+        http.server_close()
+
+
 @pytest.fixture(scope="module")
 def server_and_receiver(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[StandIns, Receiver]]:
-    receiver, http = start_receiver()
-    server = stripe_standins(receiver.url, tmp_path_factory.mktemp("stripe") / "standins.log")
-    yield server, receiver
-    server.process.stop()
-    http.shutdown()
-    http.server_close()
+    with stripe_with_receiver(tmp_path_factory.mktemp("stripe") / "standins.log") as both:
+        yield both
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ from gas.settings import settings_from
 from gas.users import UserStore
 from tests.conftest import local_values
 from tests.standins.conftest import StandIns, submit_form
-from tests.standins.test_stripe import Receiver, start_receiver, stripe_standins
+from tests.standins.test_stripe import Receiver, stripe_with_receiver
 from tests.web.conftest import VCF, Browser, variant_rows, viewer_job
 from tests.web.test_billing import checkout_completed, signed
 from tests.web.test_routes import _token
@@ -184,12 +184,8 @@ def test_a_method_a_route_does_not_take_is_405_and_names_those_it_does():
 @pytest.fixture(scope="module")
 def stripe_standin(tmp_path_factory) -> Iterator[tuple[StandIns, Receiver]]:
     """The Stripe stand-in, its webhooks caught by a receiver (they are forwarded by hand)."""
-    receiver, http = start_receiver()
-    server = stripe_standins(receiver.url, tmp_path_factory.mktemp("authz") / "standins.log")
-    yield server, receiver
-    server.process.stop()
-    http.shutdown()
-    http.server_close()
+    with stripe_with_receiver(tmp_path_factory.mktemp("authz") / "standins.log") as both:
+        yield both
 
 
 @pytest.fixture
