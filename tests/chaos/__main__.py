@@ -98,7 +98,7 @@ class Run:
             raise RuntimeError(f"a valid submission was refused ({user.email}, {name})")
         with self.lock:
             self.submitted.append(
-                Submitted(job_id, user.email, "browser" if browser else "api", name, body, valid)
+                Submitted(job_id, user.email, "browser" if browser else "api", body)
             )
 
     def rng_for(self, index: int) -> random.Random:

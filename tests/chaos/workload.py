@@ -51,9 +51,7 @@ class Submitted:
     job_id: str
     user: str
     path: str  # api or browser
-    file_name: str
-    body: bytes
-    valid: bool  # a VCF the engine annotates; False: it must FAIL with a message
+    body: bytes  # what the user sent (whether it must FAIL, the engine alone decides)
 
 
 def vcf(rng: random.Random, tag: str, malformed: bool = False, big: int = 20_000) -> bytes:
